@@ -1,0 +1,70 @@
+"""Typed parameter values from header text: units stripped, booleans, integers, timestamps."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+
+import pyarrow as pa
+
+NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|inf)"
+NUMBER_WITH_UNIT = re.compile(rf"^\s*(?P<number>{NUMBER})\s*(?P<unit>[^\d\s].*?)?\s*$", re.IGNORECASE)
+MISSING = {"", "none", "null", "nan", "n/a"}
+TRUE_WORDS = {"true", "yes", "on", "1"}
+FALSE_WORDS = {"false", "no", "off", "0"}
+
+ARROW_TYPES: dict[str, pa.DataType] = {
+    "float": pa.float64(),
+    "float_no_unit": pa.float64(),
+    "int": pa.int64(),
+    "bool": pa.bool_(),
+    "str": pa.string(),
+    "datetime": pa.timestamp("us", tz="UTC"),
+}
+
+Value = float | int | bool | str | datetime | None
+
+
+def split_unit(text: str) -> tuple[float, str | None] | None:
+    """"60 s" -> (60.0, "s"); "8" -> (8.0, None); text that is not a number -> None."""
+    match = NUMBER_WITH_UNIT.match(text)
+    if match is None:
+        return None
+    return float(match["number"]), match["unit"] or None
+
+
+def parse_datetime(text: str) -> datetime | None:
+    """Epoch seconds or ISO 8601 (naive ISO counts as UTC) -> aware UTC datetime."""
+    try:
+        return datetime.fromtimestamp(float(text), tz=timezone.utc)
+    except (ValueError, OverflowError, OSError):
+        pass
+    try:
+        parsed = datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed.astimezone(timezone.utc)
+
+
+def parse_value(text: str, kind: str) -> Value:
+    """Type one header value; None when it is missing or does not fit the type."""
+    if text.strip().lower() in MISSING:
+        return None
+    if kind == "str":
+        return text
+    if kind == "datetime":
+        return parse_datetime(text)
+    if kind == "bool":
+        word = text.strip().lower()
+        return True if word in TRUE_WORDS else False if word in FALSE_WORDS else None
+    number = split_unit(text)
+    if number is None:
+        return None
+    value, unit = number
+    if kind == "float":
+        return value
+    if kind == "float_no_unit":
+        return None if unit else value
+    if kind == "int":
+        return int(value) if value.is_integer() and unit is None else None
+    raise ValueError(f"unknown parameter type {kind!r}")

@@ -1,0 +1,107 @@
+import json
+import shutil
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from nanolab.stage import StageSettings, stage_file, stage_files
+
+IV_TEXT = """#Procedure: <laser_setup.procedures.IV.IV>
+#Parameters:
+#\tBurn-in time: 60 s
+#\tChip group name: Alisson
+#\tChip number: 67
+#\tInformation: None
+#\tLaser toggle: True
+#\tLaser voltage: 2.5 V
+#\tLaser wavelength: 455 nm
+#\tNPLC: 1
+#\tOperator mood: calm
+#\tProcedure version: 1.0.0
+#\tSample: A
+#\tVSD start: 1 V
+#Metadata:
+#\tStart time: 1757584800.0
+#Data:
+Vsd (V),I (A),Extra
+0.0,1e-9,x
+0.5,2e-9,y
+1.0,bad,z
+"""
+
+
+def settings(raw_root: Path, out_root: Path, lab_schema) -> StageSettings:
+    return StageSettings(raw_root, out_root, lab_schema, "America/Santiago")
+
+
+def write(path: Path, text: str | bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    return path
+
+
+def test_staged_file_holds_typed_data_run_columns_and_parameters(tmp_path, lab_schema):
+    raw = write(tmp_path / "raw/2025-09-11/IV2025-09-11_1.csv", IV_TEXT)
+    row = stage_file(raw, settings(tmp_path / "raw", tmp_path / "out", lab_schema))
+    assert row["status"] == "ok", row["reason"]
+    assert row["output"] == str(tmp_path / f"out/raw_measurements/proc=IV/date=2025-09-11/run_id={row['run_id']}/part-000.parquet")
+    assert (row["rows"], row["null_cells"], row["unmapped_columns"]) == (3, 1, ["Extra"])
+    table = pq.read_table(row["output"])
+    assert table["vsd_V"].type == pa.float64() and table["i_A"].to_pylist() == [1e-9, 2e-9, None]
+    assert table["Extra"].to_pylist() == ["x", "y", "z"]
+    first = table.slice(0, 1).to_pylist()[0]
+    assert first["proc"] == "IV" and first["source_file"] == "2025-09-11/IV2025-09-11_1.csv"
+    assert first["start_dt"].isoformat() == "2025-09-11T10:00:00+00:00" and first["date_origin"] == "meta"
+    assert (first["with_light"], first["wavelength_nm"], first["laser_voltage_V"]) == (True, 455.0, 2.5)
+    assert (first["chip_group"], first["chip_number"], first["sample"], first["procedure_version"]) == ("Alisson", 67, "A", "1.0.0")
+    assert (first["burn_in_time_s"], first["nplc"], first["vsd_start_V"], first["information"]) == (60.0, 1, 1.0, None)
+    assert first["Operator mood"] == "calm"  # unknown parameters are kept as text
+    header = json.loads(table.schema.metadata[b"nanolab.raw_header"])
+    assert header["parameters"]["Burn-in time"] == "60 s"
+
+
+def test_run_id_survives_moving_the_raw_folder(tmp_path, lab_schema):
+    raw = write(tmp_path / "a/raw/2025-09-11/IV_1.csv", IV_TEXT)
+    first = stage_file(raw, settings(tmp_path / "a/raw", tmp_path / "out1", lab_schema))
+    shutil.move(tmp_path / "a/raw", tmp_path / "b")
+    second = stage_file(tmp_path / "b/2025-09-11/IV_1.csv", settings(tmp_path / "b", tmp_path / "out2", lab_schema))
+    assert first["run_id"] == second["run_id"] and first["status"] == second["status"] == "ok"
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"", "empty file"),
+        (b"\x00\x01\x02\x03binary", "binary"),
+        (b"Vsd (V),I (A)\n0,1\n", "no '#Data:' line"),
+        (IV_TEXT.split("Vsd (V)")[0].encode(), "no data rows"),
+        (IV_TEXT.replace("IV.IV>", "Mystery.Mystery>").encode(), "unknown procedure 'Mystery'"),
+    ],
+)
+def test_broken_files_are_rejects_with_a_reason(tmp_path, lab_schema, content, reason):
+    raw = write(tmp_path / "raw/2025-09-11/f.csv", content)
+    row = stage_file(raw, settings(tmp_path / "raw", tmp_path / "out", lab_schema))
+    assert row["status"] == "reject" and reason in row["reason"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_batch_manifest_has_one_row_per_file_in_order(tmp_path, lab_schema):
+    paths = [
+        write(tmp_path / "raw/2025-09-11/a.csv", IV_TEXT),
+        write(tmp_path / "raw/2025-09-11/b.csv", b""),
+        write(tmp_path / "raw/2025-09-11/c d'$(x).csv", IV_TEXT.replace("1757584800.0", "1757671200.0")),
+    ]
+    manifest = stage_files(paths, settings(tmp_path / "raw", tmp_path / "out", lab_schema))
+    assert manifest["source_file"].to_pylist() == ["2025-09-11/a.csv", "2025-09-11/b.csv", "2025-09-11/c d'$(x).csv"]
+    assert manifest["status"].to_pylist() == ["ok", "reject", "ok"]
+    assert manifest["date"].to_pylist() == ["2025-09-11", "2025-09-11", "2025-09-12"]
+
+
+def test_latin1_label_and_crlf(tmp_path, lab_schema):
+    text = IV_TEXT.replace("Vsd (V),I (A),Extra", "Vsd (V),I (A),Plate T (°C)").replace("\n", "\r\n")
+    raw = write(tmp_path / "raw/2025-09-11/old.csv", text.encode("latin-1", "replace"))
+    row = stage_file(raw, settings(tmp_path / "raw", tmp_path / "out", lab_schema))
+    assert row["status"] == "ok"
+    assert "plate_t_degC" in pq.read_table(row["output"]).column_names
