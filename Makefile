@@ -1,0 +1,28 @@
+# Two commands do everything on a fresh machine:
+#   make run    install, then run the whole workflow on config.yaml's raw_root (bundled example data)
+#   make test   install, then run the test suite (unit + real snakemake integration tests + lint)
+VENV ?= .venv
+PYTHON ?= python3
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+
+.PHONY: install run test lint format bench
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet -r requirements-dev.txt -e .
+	touch $@
+
+run: install
+	snakemake --cores 8
+
+test: install
+	pytest
+
+lint: install
+	snakemake --lint
+	snakefmt --check Snakefile workflow/rules
+
+format: install
+	snakefmt Snakefile workflow/rules

@@ -1,0 +1,24 @@
+# nanolab: raw PyMeasure CSVs -> staged Parquet -> IV sweep segments.
+# Run `snakemake --cores 8` (profiles/default is picked up automatically).
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/stage.smk"
+include: "workflow/rules/segment.smk"
+include: "workflow/rules/manifest.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        get_final_outputs(),
+
+
+onsuccess:
+    print_summary()

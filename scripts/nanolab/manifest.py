@@ -1,0 +1,88 @@
+"""Whole-run manifests from the per-batch ones, the cleanup that keeps results/ equal to a clean run,
+and the end-of-run summary."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .io import read_parquet, write_parquet_atomic
+
+
+def merge_manifests(paths: list[Path], schema: pa.Schema) -> pa.Table:
+    """Concatenate batch manifests, sorted so the result does not depend on job order."""
+    tables = [read_parquet(path).cast(schema) for path in paths]
+    merged = pa.concat_tables(tables) if tables else schema.empty_table()
+    return merged.sort_by([(merged.column_names[0], "ascending")])
+
+
+def prune_orphans(dataset: Path, keep: set[Path], depth: int) -> list[Path]:
+    """Remove run folders `depth` levels below `dataset` that no current manifest row points to
+    (raw file deleted, or moved to another day), and the partition folders they leave empty."""
+    keep = {path.resolve() for path in keep}
+    removed = []
+    for folder in sorted(dataset.glob("/".join(["*"] * depth))):
+        if folder.is_dir() and folder.resolve() not in keep:
+            shutil.rmtree(folder)
+            removed.append(folder)
+    for level in range(depth - 1, 0, -1):
+        for folder in dataset.glob("/".join(["*"] * level)):
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+    return removed
+
+
+def output_folders(manifest: pa.Table, levels_up: int) -> set[Path]:
+    """Run folders named by the manifest's `output` column (a file when levels_up=1, a folder when 0)."""
+    folders = set()
+    for output in pc.drop_null(manifest["output"]).to_pylist():
+        path = Path(output)
+        for _ in range(levels_up):
+            path = path.parent
+        folders.add(path)
+    return folders
+
+
+def write_rejects_csv(manifest: pa.Table, path: Path) -> Path:
+    """The rejects as a CSV a person can open: file, reason."""
+    rejects = manifest.filter(pc.not_equal(manifest["status"], "ok")).select(["source_file", "status", "reason"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(rejects.column_names)
+        writer.writerows(zip(*(column.to_pylist() for column in rejects.columns)))
+    return path
+
+
+def summarize(stage: pa.Table, segments: pa.Table, rejects_csv: str) -> str:
+    """A few lines for the end of the run: what was staged, rejected and segmented, per procedure."""
+    status = Counter(stage["status"].to_pylist())
+    by_proc = Counter(p for p, s in zip(stage["proc"].to_pylist(), stage["status"].to_pylist()) if s == "ok")
+    segmented = sum(1 for s in segments["status"].to_pylist() if s == "ok")
+    written = sum(n or 0 for n in segments["n_segments"].to_pylist())
+    incomplete = sum(1 for s, c in zip(segments["status"].to_pylist(), segments["complete"].to_pylist()) if s == "ok" and not c)
+    lines = [
+        f"nanolab: {stage.num_rows} raw files: {status['ok']} staged, {stage.num_rows - status['ok']} rejected",
+        "  staged per procedure: " + (", ".join(f"{p} {n}" for p, n in sorted(by_proc.items())) or "none"),
+        f"  IV runs segmented: {segmented} of {segments.num_rows} ({written} segments; {incomplete} without all 4 segment types)",
+        f"  rejects listed in {rejects_csv}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_manifest(table: pa.Table, path: Path) -> Path:
+    return write_parquet_atomic(table, path)
+
+
+def prune_stale_batches(folder: Path, current: set[Path]) -> list[Path]:
+    """Batch manifests of batches that no longer exist (a day vanished or was re-split)."""
+    keep = {path.resolve() for path in current}
+    stale = [path for path in folder.rglob("*.parquet") if path.resolve() not in keep]
+    for path in stale:
+        path.unlink()
+    return stale

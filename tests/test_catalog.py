@@ -1,0 +1,74 @@
+import os
+from pathlib import Path
+
+from nanolab.catalog import batch_count, batch_of, find_raw_files, plan_batches, scan
+from nanolab.identity import make_run_id
+
+IV = "#Procedure: <laser_setup.procedures.IV.IV>\n#Parameters:\n#\tChip number: 1\n#Metadata:\n#\tStart time: {start}\n#Data:\nVsd (V),I (A)\n0,1\n"
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_finds_csvs_recursively_skipping_hidden_and_resource_forks(tmp_path):
+    for name in ["2025-09-11/IV_1.csv", "2025-09-11/IV_2.CSV", "old/deep/x.csv", "2025-09-11/._IV_1.csv",
+                 ".sync/IV.csv", "2025-09-11/notes.txt", "2025-09-11/.hidden.csv"]:  # fmt: skip
+        write(tmp_path / name, "x")
+    assert find_raw_files(tmp_path) == ["2025-09-11/IV_1.csv", "2025-09-11/IV_2.CSV", "old/deep/x.csv"]
+
+
+def test_scan_reads_header_facts_and_caches_them(tmp_path):
+    raw = tmp_path / "raw"
+    write(raw / "2025-09-11/IV_1.csv", IV.format(start=1757584800.0))  # 2025-09-11 07:00 in Santiago
+    write(raw / "2025-09-12/broken.csv", "not a measurement\n")
+    cache = tmp_path / "cache.json"
+    first = scan(raw, "America/Santiago", cache)
+    assert [(f.source_file, f.proc, f.date) for f in first] == [
+        ("2025-09-11/IV_1.csv", "IV", "2025-09-11"),
+        ("2025-09-12/broken.csv", None, "2025-09-12"),
+    ]
+    assert cache.exists()
+    # a cached entry is trusted while size and mtime are unchanged: prove it by planting a marker
+    text = cache.read_text().replace('"proc": "IV"', '"proc": "CACHED"')
+    cache.write_text(text)
+    assert scan(raw, "America/Santiago", cache)[0].proc == "CACHED"
+    os.utime(raw / "2025-09-11/IV_1.csv", ns=(1, 1))
+    assert scan(raw, "America/Santiago", cache)[0].proc == "IV"
+    # another timezone invalidates the whole cache
+    assert scan(raw, "UTC", cache)[0].date == "2025-09-11"
+
+
+def test_unreadable_file_still_gets_planned(tmp_path):
+    raw = tmp_path / "raw"
+    (raw / "2025-09-13").mkdir(parents=True)
+    os.symlink(raw / "missing.csv", raw / "2025-09-13/dangling.csv")
+    [entry] = scan(raw, "America/Santiago")
+    assert (entry.source_file, entry.proc, entry.date) == ("2025-09-13/dangling.csv", None, "2025-09-13")
+
+
+def test_batch_count_is_one_until_the_size_then_powers_of_two():
+    assert [batch_count(n, 100) for n in (1, 100, 101, 200, 201, 400, 401, 1000)] == [1, 1, 2, 2, 4, 4, 8, 16]
+
+
+def test_adding_files_keeps_everyone_else_in_their_batch(tmp_path):
+    raw = tmp_path / "raw"
+    for n in range(30):
+        write(raw / f"2025-09-11/IV_{n}.csv", IV.format(start=1757584800.0 + n))
+    before = plan_batches(scan(raw, "America/Santiago"), batch_size=10)
+    assert len(before) == 4 and all(key[0] == "2025-09-11" for key in before)
+    for n in range(30, 35):
+        write(raw / f"2025-09-11/IV_{n}.csv", IV.format(start=1757584800.0 + n))
+    after = plan_batches(scan(raw, "America/Santiago"), batch_size=10)
+    where = {f.source_file: key for key, files in after.items() for f in files}
+    for key, files in before.items():
+        assert all(where[f.source_file] == key for f in files)
+
+
+def test_batch_membership_is_balanced_enough():
+    counts = [0] * 8
+    for n in range(8000):
+        counts[batch_of(make_run_id(f"2025-09-11/IV2025-09-11_{n}.csv", None), 8)] += 1
+    assert min(counts) > 800
