@@ -13,11 +13,23 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
-def test_finds_csvs_recursively_skipping_hidden_and_resource_forks(tmp_path):
+def test_finds_csvs_recursively_skipping_hidden_files_and_folders(tmp_path):
     for name in ["2025-09-11/IV_1.csv", "2025-09-11/IV_2.CSV", "old/deep/x.csv", "2025-09-11/._IV_1.csv",
                  ".sync/IV.csv", "2025-09-11/notes.txt", "2025-09-11/.hidden.csv"]:  # fmt: skip
         write(tmp_path / name, "x")
-    assert find_raw_files(tmp_path) == ["2025-09-11/IV_1.csv", "2025-09-11/IV_2.CSV", "old/deep/x.csv"]
+    # resource forks are listed (the manifest shows them as skipped), other hidden files are not
+    assert find_raw_files(tmp_path) == ["2025-09-11/._IV_1.csv", "2025-09-11/IV_1.csv", "2025-09-11/IV_2.CSV", "old/deep/x.csv"]
+
+
+def test_symlinked_folders_are_not_followed_and_outside_targets_not_read(tmp_path):
+    raw = tmp_path / "raw"
+    write(tmp_path / "outside/secret.csv", IV.format(start=1757584800.0))
+    (raw / "2025-09-11").mkdir(parents=True)
+    os.symlink(tmp_path / "outside", raw / "linked_folder")
+    os.symlink(raw, raw / "2025-09-11/loop")
+    os.symlink(tmp_path / "outside/secret.csv", raw / "2025-09-11/secret.csv")
+    [entry] = scan(raw, "America/Santiago")
+    assert (entry.source_file, entry.proc) == ("2025-09-11/secret.csv", None)  # listed, not read
 
 
 def test_scan_reads_header_facts_and_caches_them(tmp_path):

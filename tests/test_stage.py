@@ -105,3 +105,17 @@ def test_latin1_label_and_crlf(tmp_path, lab_schema):
     row = stage_file(raw, settings(tmp_path / "raw", tmp_path / "out", lab_schema))
     assert row["status"] == "ok"
     assert "plate_t_degC" in pq.read_table(row["output"]).column_names
+
+
+def test_resource_forks_are_skipped_and_outside_symlinks_rejected(tmp_path, lab_schema):
+    fork = write(tmp_path / "raw/2025-09-11/._IV.csv", b"\x00\x05\x16\x07Mac OS X")
+    outside = write(tmp_path / "outside/IV.csv", IV_TEXT)
+    (tmp_path / "raw/2025-09-11/link.csv").symlink_to(outside)
+    (tmp_path / "raw/2025-09-11/inside.csv").symlink_to(tmp_path / "raw/2025-09-11/._IV.csv")
+    rows = stage_files(
+        [fork, tmp_path / "raw/2025-09-11/link.csv", tmp_path / "raw/2025-09-11/inside.csv"],
+        settings(tmp_path / "raw", tmp_path / "out", lab_schema),
+    ).to_pylist()
+    assert [r["status"] for r in rows] == ["skipped", "reject", "reject"]
+    assert "resource fork" in rows[0]["reason"] and "outside raw_root" in rows[1]["reason"]
+    assert "binary" in rows[2]["reason"]  # a symlink inside raw_root is read like any file

@@ -30,12 +30,22 @@ class RawFile:
 
 
 def is_raw_csv(name: str) -> bool:
-    """CSV files, minus hidden files and macOS `._` resource forks."""
-    return name.lower().endswith(".csv") and not name.startswith(".")
+    """CSV files that are not hidden. macOS `._` resource forks are listed so the manifest shows them skipped."""
+    return name.lower().endswith(".csv") and (not name.startswith(".") or is_resource_fork(name))
+
+
+def is_resource_fork(name: str) -> bool:
+    return name.startswith("._")
+
+
+def escapes_root(path: Path, raw_root: Path) -> bool:
+    """A symlink whose target lies outside raw_root: never read (policy: raw_root bounds what we touch)."""
+    return path.is_symlink() and not path.resolve().is_relative_to(raw_root.resolve())
 
 
 def find_raw_files(raw_root: Path) -> list[str]:
-    """Every raw CSV below raw_root (hidden folders skipped), relative POSIX paths, sorted."""
+    """Every raw CSV below raw_root, relative POSIX paths, sorted. Hidden folders are skipped, and
+    symlinked folders are not followed (no loops, nothing outside raw_root)."""
     found = []
     for folder, subfolders, files in os.walk(raw_root):
         subfolders[:] = [name for name in subfolders if not name.startswith(".")]
@@ -47,7 +57,9 @@ def find_raw_files(raw_root: Path) -> list[str]:
 def describe(raw_root: Path, source_file: str, timezone: str) -> RawFile:
     """Read just the header: procedure, measurement day and run_id, as the stage job will compute them."""
     path = raw_root / source_file
-    stat = os.stat(path)  # follows symlinks; a broken one raises and is described as unreadable below
+    if is_resource_fork(path.name) or escapes_root(path, raw_root):
+        return unreadable(source_file, timezone)
+    stat = os.stat(path)  # follows symlinks; a broken one or a loop raises and is described as unreadable
     with open(path, "rb") as handle:
         head = handle.read(HEADER_BYTES)
     try:

@@ -23,13 +23,17 @@ def merge_manifests(paths: list[Path], schema: pa.Schema) -> pa.Table:
 
 def prune_orphans(dataset: Path, keep: set[Path], depth: int) -> list[Path]:
     """Remove run folders `depth` levels below `dataset` that no current manifest row points to
-    (raw file deleted, or moved to another day), and the partition folders they leave empty."""
+    (raw file deleted, or moved to another day), temp files of killed jobs, and emptied partitions.
+    Runs only after every job writing to `dataset` has finished."""
     keep = {path.resolve() for path in keep}
     removed = []
     for folder in sorted(dataset.glob("/".join(["*"] * depth))):
         if folder.is_dir() and folder.resolve() not in keep:
             shutil.rmtree(folder)
             removed.append(folder)
+    for temporary in dataset.rglob(".*.tmp"):  # left by a job killed mid-write; the rerun rewrote the file
+        temporary.unlink()
+        removed.append(temporary)
     for level in range(depth - 1, 0, -1):
         for folder in dataset.glob("/".join(["*"] * level)):
             if folder.is_dir() and not any(folder.iterdir()):
@@ -67,7 +71,8 @@ def summarize(stage: pa.Table, segments: pa.Table, rejects_csv: str) -> str:
     written = sum(n or 0 for n in segments["n_segments"].to_pylist())
     incomplete = sum(1 for s, c in zip(segments["status"].to_pylist(), segments["complete"].to_pylist()) if s == "ok" and not c)
     lines = [
-        f"nanolab: {stage.num_rows} raw files: {status['ok']} staged, {stage.num_rows - status['ok']} rejected",
+        f"nanolab: {stage.num_rows} raw files: {status['ok']} staged, {status['reject']} rejected"
+        + (f", {status['skipped']} skipped" if status["skipped"] else ""),
         "  staged per procedure: " + (", ".join(f"{p} {n}" for p, n in sorted(by_proc.items())) or "none"),
         f"  IV runs segmented: {segmented} of {segments.num_rows} ({written} segments; {incomplete} without all 4 segment types)",
         f"  rejects listed in {rejects_csv}",

@@ -10,6 +10,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import pyarrow as pa
 
+from .catalog import escapes_root, is_resource_fork
 from .header import RawFormatError, RawHeader, decode_raw, parse_header
 from .identity import make_run_id, parse_start_time, resolve_date
 from .io import write_parquet_atomic
@@ -25,7 +26,7 @@ RUN_COLUMNS = (
 MANIFEST_SCHEMA = pa.schema(
     [
         ("source_file", pa.string()),
-        ("status", pa.string()),  # ok | reject
+        ("status", pa.string()),  # ok | reject | skipped (macOS resource forks)
         ("reason", pa.string()),
         ("proc", pa.string()),
         ("date", pa.string()),
@@ -100,7 +101,11 @@ def stage_file(path: Path, settings: StageSettings) -> dict[str, object]:
     """Stage one raw file and return its manifest row; every failure becomes a reject with a readable reason."""
     source = relative_source(path, settings.raw_root)
     row: dict[str, object] = {"source_file": source, "status": "reject"}
+    if is_resource_fork(path.name):
+        return row | {"status": "skipped", "reason": "macOS resource fork (._ file), not a measurement"}
     try:
+        if escapes_root(path, settings.raw_root):
+            raise RawFormatError("symlink to a file outside raw_root: not read")
         stat = path.stat()
         day, origin = resolve_date(None, source, stat.st_mtime, settings.timezone)  # until the header says
         row.update(size_bytes=stat.st_size, date=day.isoformat(), date_origin=origin)
