@@ -1,6 +1,6 @@
 import pytest
 
-from nanolab.header import RawFormatError, decode_raw, parse_header, unescape
+from nanolab.header import RawFormatError, parse_header, split_raw, unescape
 
 HEADER = (
     "#Procedure: <laser_setup.procedures.IV.IV>\n"
@@ -16,20 +16,22 @@ TABLE = "Vsd (V),I (A)\n0.0,1e-9\n"
 
 
 def test_sections_are_split_and_values_kept_as_text():
-    header = parse_header(HEADER + TABLE)
+    header, encoding, offset = split_raw((HEADER + TABLE).encode())
     assert header.procedure == "IV"
     assert header.parameters == {"Burn-in time": "60 s", "Chip group name": "Alisson", "Information": "café °C"}
     assert header.metadata == {"Start time": "1757584800.0"}
     assert header.start_time_text == "1757584800.0"
-    assert (HEADER + TABLE)[header.data_offset :] == TABLE
+    assert (encoding, (HEADER + TABLE).encode()[offset:]) == ("utf-8", TABLE.encode())
 
 
 def test_crlf_spaces_instead_of_tabs_and_bom():
-    text = HEADER.replace("\t", "  ").replace("\n", "\r\n") + TABLE
-    header = parse_header(decode_raw(b"\xef\xbb\xbf" + text.encode()))
+    text = HEADER.replace("\t", "  ").replace("\n", "\r\n")
+    raw = b"\xef\xbb\xbf" + (text + TABLE).encode()
+    header, _, offset = split_raw(raw)
     assert header.procedure == "IV"
     assert header.parameters["Burn-in time"] == "60 s"
     assert header.metadata["Start time"] == "1757584800.0"
+    assert raw[offset:] == TABLE.encode()
 
 
 def test_start_time_among_parameters_in_older_files():
@@ -40,7 +42,9 @@ def test_start_time_among_parameters_in_older_files():
 
 def test_latin1_bytes_fall_back_without_losing_the_degree_sign():
     raw = (HEADER + "Plate T (°C),I (A)\n1,2\n").encode("latin-1", "backslashreplace")
-    assert "Plate T (°C)" in decode_raw(raw)
+    header, encoding, offset = split_raw(raw)
+    assert encoding == "latin-1"
+    assert raw[offset:].decode(encoding).startswith("Plate T (°C)")
 
 
 @pytest.mark.parametrize(
@@ -55,12 +59,12 @@ def test_latin1_bytes_fall_back_without_losing_the_degree_sign():
 )
 def test_not_a_measurement_gives_a_readable_reason(text, reason):
     with pytest.raises(RawFormatError, match=reason):
-        parse_header(text)
+        split_raw(text.encode())
 
 
 def test_binary_is_refused():
     with pytest.raises(RawFormatError, match="binary"):
-        decode_raw(b"\x00\x01\x02PK")
+        split_raw(b"\x00\x01\x02PK")
 
 
 def test_unescape_leaves_plain_text_alone():

@@ -1,20 +1,30 @@
+import io
+
 import pyarrow as pa
 
 from nanolab.schema import normalize_label
-from nanolab.table import column_names, read_data
+from nanolab.table import Damage, map_columns, read_blocks
+
+
+def read(text: str, spec, block_bytes: int | None = None) -> tuple[pa.Table, Damage]:
+    """The label row and data rows of `text`, as the stager reads them."""
+    label, _, body = text.partition("\n")
+    columns = map_columns(label, spec)
+    damage = Damage()
+    tables = list(read_blocks(io.BytesIO(body.encode()), columns, spec, "utf-8", damage))
+    return (pa.concat_tables(tables) if tables else None), damage
 
 
 def test_labels_map_case_and_punctuation_insensitively(lab_schema):
-    iv = lab_schema.procedure("IV")
-    names, unmapped = column_names(["VDS", "IDS (A)", "Plate T (°C)", "plate_temp", "clock"], iv)
-    assert names == ["vsd_V", "i_A", "plate_t_degC", "plate_t_degC_2", "clock_ms"]
-    assert unmapped == []
+    columns = map_columns("VDS,IDS (A),Plate T (°C),plate_temp,clock\r\n", lab_schema.procedure("IV"))
+    assert columns.names == ["vsd_V", "i_A", "plate_t_degC", "plate_t_degC_2", "clock_ms"]
+    assert columns.unmapped == [] and columns.missing == ["ambient_t_degC"]
 
 
 def test_unmappable_and_duplicate_labels_are_kept(lab_schema):
-    names, unmapped = column_names(["Vsd (V)", "Mystery (Ohm)", "Mystery (Ohm)", ""], lab_schema.procedure("IV"))
-    assert names == ["vsd_V", "Mystery (Ohm)", "Mystery (Ohm)_2", "unnamed"]
-    assert unmapped == ["Mystery (Ohm)", "Mystery (Ohm)", "unnamed"]
+    columns = map_columns('Vsd (V),Mystery (Ohm),Mystery (Ohm),""', lab_schema.procedure("IV"))
+    assert columns.names == ["vsd_V", "Mystery (Ohm)", "Mystery (Ohm)_2", "unnamed"]
+    assert columns.unmapped == ["Mystery (Ohm)", "Mystery (Ohm)", "unnamed"]
 
 
 def test_degree_sign_mangled_by_a_wrong_decode_still_maps():
@@ -22,38 +32,47 @@ def test_degree_sign_mangled_by_a_wrong_decode_still_maps():
 
 
 def test_clean_table_is_float64(lab_schema):
-    data = read_data("Vsd (V),I (A)\n0.0,1e-9\n0.1,2e-9\n", lab_schema.procedure("IV"))
-    assert data.table.schema == pa.schema([("vsd_V", pa.float64()), ("i_A", pa.float64())])
-    assert data.table["i_A"].to_pylist() == [1e-9, 2e-9]
-    assert (data.null_cells, data.skipped_rows) == (0, 0)
-    assert data.missing == ("plate_t_degC", "ambient_t_degC", "clock_ms")
+    table, damage = read("Vsd (V),I (A)\n0.0,1e-9\n0.1,2e-9\n", lab_schema.procedure("IV"))
+    assert table.schema == pa.schema([("vsd_V", pa.float64()), ("i_A", pa.float64())])
+    assert table["i_A"].to_pylist() == [1e-9, 2e-9]
+    assert (damage.null_cells, damage.skipped_rows) == (0, 0)
 
 
 def test_bad_cells_become_null_and_are_counted(lab_schema):
-    text = "Vsd (V),I (A),Note\n0.0,1e-9,a\n0.1,oops,b\n0.2,,c\n0.3,3e-9,d\n"
-    data = read_data(text, lab_schema.procedure("IV"))
-    assert data.table["vsd_V"].to_pylist() == [0.0, 0.1, 0.2, 0.3]
-    assert data.table["i_A"].to_pylist() == [1e-9, None, None, 3e-9]
-    assert data.table["Note"].to_pylist() == ["a", "b", "c", "d"]  # text column kept as text
-    assert data.null_cells == 2
+    text = "Vsd (V),I (A),Note,Extra\n0.0,1e-9,a,1\n0.1,oops,b,2\n0.2,,c,\n0.3,3e-9,d,4.5\n"
+    table, damage = read(text, lab_schema.procedure("IV"))
+    assert table["vsd_V"].to_pylist() == [0.0, 0.1, 0.2, 0.3]
+    assert table["i_A"].to_pylist() == [1e-9, None, None, 3e-9]
+    assert table["Note"].to_pylist() == ["a", "b", "c", "d"]  # a text column is kept as text
+    assert table["Extra"].to_pylist() == [1.0, 2.0, None, 4.5]  # a numeric unmapped column is float
+    assert damage.null_cells == 3
 
 
 def test_ragged_rows_and_a_cut_last_line(lab_schema):
     text = "Vsd (V),I (A),Clock (ms)\r\n0.0,1e-9,1\r\n0.1,2e-9\r\n0.2,3e-9,3,99\r\n0.3,4e-9,4\r\n0.4,5e-"
-    data = read_data(text, lab_schema.procedure("IV"))
-    assert data.table["vsd_V"].to_pylist() == [0.0, 0.3]
-    assert data.skipped_rows == 3  # too few cells, too many, and the line cut inside its second cell
-    assert data.null_cells == 0
+    table, damage = read(text, lab_schema.procedure("IV"))
+    assert table["vsd_V"].to_pylist() == [0.0, 0.3]
+    assert damage.skipped_rows == 3  # too few cells, too many, and the line cut inside its second cell
+    assert damage.null_cells == 0
 
 
 def test_a_line_cut_inside_its_last_cell_keeps_the_row(lab_schema):
-    data = read_data("Vsd (V),I (A)\n0.0,1e-9\n0.1,2e", lab_schema.procedure("IV"))
-    assert data.table["vsd_V"].to_pylist() == [0.0, 0.1]
-    assert data.table["i_A"].to_pylist() == [1e-9, None]
-    assert (data.null_cells, data.skipped_rows) == (1, 0)
+    table, damage = read("Vsd (V),I (A)\n0.0,1e-9\n0.1,2e", lab_schema.procedure("IV"))
+    assert table["vsd_V"].to_pylist() == [0.0, 0.1]
+    assert table["i_A"].to_pylist() == [1e-9, None]
+    assert (damage.null_cells, damage.skipped_rows) == (1, 0)
 
 
-def test_no_rows_gives_an_empty_typed_table(lab_schema):
-    data = read_data("Vg (V),I (A)\n", lab_schema.procedure("IVg"))
-    assert data.table.num_rows == 0
-    assert data.table.column_names == ["vg_V", "i_A"]
+def test_many_blocks_give_the_same_table(lab_schema, monkeypatch):
+    rows = "\n".join(f"{k / 100},{k * 1e-9},n{k % 3}" for k in range(5000))
+    text = f"Vsd (V),I (A),Note\n{rows}\n"
+    whole, _ = read(text, lab_schema.procedure("IV"))
+    monkeypatch.setattr("nanolab.table.BLOCK_BYTES", 4096)
+    blocks, damage = read(text, lab_schema.procedure("IV"))
+    assert blocks.num_rows == 5000 and blocks.equals(whole)
+    assert damage.null_cells == 0
+
+
+def test_no_rows_gives_no_block(lab_schema):
+    table, damage = read("Vg (V),I (A)\n", lab_schema.procedure("IVg"))
+    assert table is None and damage.null_cells == 0

@@ -12,10 +12,10 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .header import RawFormatError, decode_raw, parse_header
+from .header import HEADER_BYTES, RawFormatError, split_raw
 from .identity import make_run_id, parse_start_time, resolve_date
 
-HEADER_BYTES = 16384  # PyMeasure headers are ~1 KB; the data table is not needed to plan
+
 CACHE_VERSION = 1
 
 
@@ -63,7 +63,7 @@ def describe(raw_root: Path, source_file: str, timezone: str) -> RawFile:
     with open(path, "rb") as handle:
         head = handle.read(HEADER_BYTES)
     try:
-        header = parse_header(decode_raw(head))
+        header, _, _ = split_raw(head)
         proc, start = header.procedure, parse_start_time(header.start_time_text)
     except RawFormatError:
         proc, start = None, None

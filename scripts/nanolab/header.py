@@ -22,7 +22,6 @@ class RawHeader:
     procedure: str
     parameters: dict[str, str] = field(default_factory=dict)
     metadata: dict[str, str] = field(default_factory=dict)
-    data_offset: int = 0  # character offset of the label row in the decoded text
 
     @property
     def start_time_text(self) -> str | None:
@@ -30,15 +29,36 @@ class RawHeader:
         return self.metadata.get("Start time") or self.parameters.get("Start time")
 
 
-def decode_raw(data: bytes) -> str:
-    """Decode raw bytes: UTF-8 (BOM dropped), falling back to Latin-1 for older files with stray bytes."""
-    if b"\x00" in data[:8192]:
+HEADER_BYTES = 16384  # PyMeasure headers are ~1 KB; a longer one is not a measurement header
+
+
+def split_raw(head: bytes) -> tuple[RawHeader, str, int]:
+    """Header, text encoding and byte offset of the label row, from the first HEADER_BYTES of a file.
+
+    UTF-8 (BOM dropped), falling back to Latin-1 for older files with stray bytes such as a `°`."""
+    if b"\x00" in head[:8192]:
         raise RawFormatError("binary file (NUL bytes), not a PyMeasure CSV")
-    data = data.removeprefix(codecs.BOM_UTF8)
+    offset = len(codecs.BOM_UTF8) if head.startswith(codecs.BOM_UTF8) else 0
+    body_start = offset
+    lines = head[offset:].splitlines(keepends=True)
+    for number, line in enumerate(lines):
+        offset += len(line)
+        stripped = line.strip()
+        if stripped.startswith(b"#") and stripped[1:].strip().lower() == b"data:":
+            label = lines[number + 1] if number + 1 < len(lines) else b""
+            encoding = "utf-8" if _is_utf8(head[body_start:offset] + label) else "latin-1"
+            return parse_header(head[body_start:offset].decode(encoding)), encoding, offset
+        if stripped and not stripped.startswith(b"#"):
+            break
+    return parse_header(head[body_start:].decode("latin-1")), "latin-1", offset  # raises with the reason
+
+
+def _is_utf8(data: bytes) -> bool:
     try:
-        return data.decode("utf-8")
+        data.decode("utf-8")
     except UnicodeDecodeError:
-        return data.decode("latin-1")
+        return False
+    return True
 
 
 def unescape(value: str) -> str:
@@ -60,10 +80,8 @@ def parse_header(text: str) -> RawHeader:
     procedure: str | None = None
     sections: dict[str, dict[str, str]] = {"parameters": {}, "metadata": {}}
     current: dict[str, str] | None = None
-    offset = 0
-    for line in text.splitlines(keepends=True):
+    for line in text.splitlines():
         stripped = line.strip()
-        offset += len(line)
         if not stripped.startswith("#"):
             if stripped:
                 raise RawFormatError("no '#Data:' line before the data table")
@@ -77,11 +95,11 @@ def parse_header(text: str) -> RawHeader:
         elif lowered == "data:":
             if procedure is None:
                 raise RawFormatError("no '#Procedure:' line in the header")
-            return RawHeader(procedure, sections["parameters"], sections["metadata"], offset)
+            return RawHeader(procedure, sections["parameters"], sections["metadata"])
         elif lowered in SECTIONS:
             current = sections[SECTIONS[lowered]]
         elif sep and current is not None:
             current[key.strip()] = unescape(value.strip())
     if procedure is None:
         raise RawFormatError("no '#Procedure:' line in the header")
-    raise RawFormatError("no '#Data:' line: the header never ends")
+    raise RawFormatError(f"no '#Data:' line within the first {HEADER_BYTES} bytes: the header never ends")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import pyarrow as pa
@@ -24,3 +25,30 @@ def write_parquet_atomic(table: pa.Table, path: str | Path) -> Path:
 
 def read_parquet(path: str | Path) -> pa.Table:
     return pq.read_table(path)
+
+
+def write_parquet_blocks_atomic(blocks: Iterable[pa.Table], path: str | Path) -> int:
+    """Stream tables of one schema into one Parquet file (bounded memory), atomically; returns rows.
+
+    Nothing is left at `path` when there are no rows."""
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    writer: pq.ParquetWriter | None = None
+    rows = 0
+    try:
+        for table in blocks:
+            if writer is None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                writer = pq.ParquetWriter(temporary, table.schema)
+            writer.write_table(table)
+            rows += table.num_rows
+        if writer is not None:
+            writer.close()
+            writer = None
+            if rows:
+                os.replace(temporary, path)
+    finally:
+        if writer is not None:
+            writer.close()
+        temporary.unlink(missing_ok=True)
+    return rows

@@ -17,8 +17,12 @@ from .io import read_parquet, write_parquet_atomic
 def merge_manifests(paths: list[Path], schema: pa.Schema) -> pa.Table:
     """Concatenate batch manifests, sorted so the result does not depend on job order."""
     tables = [read_parquet(path).cast(schema) for path in paths]
-    merged = pa.concat_tables(tables) if tables else schema.empty_table()
-    return merged.sort_by([(merged.column_names[0], "ascending")])
+    return sort_manifest(pa.concat_tables(tables) if tables else schema.empty_table(), schema)
+
+
+def sort_manifest(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """Rows in order of their first column (source_file or run_id): one canonical order to compare."""
+    return table.cast(schema).sort_by([(schema.names[0], "ascending")])
 
 
 def prune_orphans(dataset: Path, keep: set[Path], depth: int) -> list[Path]:

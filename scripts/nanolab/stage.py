@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -11,11 +12,11 @@ import numpy as np
 import pyarrow as pa
 
 from .catalog import escapes_root, is_resource_fork
-from .header import RawFormatError, RawHeader, decode_raw, parse_header
+from .header import HEADER_BYTES, RawFormatError, RawHeader, split_raw
 from .identity import make_run_id, parse_start_time, resolve_date
-from .io import write_parquet_atomic
+from .io import write_parquet_blocks_atomic
 from .schema import LabSchema, ProcedureSpec
-from .table import read_data
+from .table import Damage, map_columns, read_blocks
 from .values import ARROW_TYPES, parse_value
 
 STAGE_DATASET = "raw_measurements"
@@ -97,6 +98,23 @@ def _constant(value: object, type_: pa.DataType, rows: int) -> pa.Array:
     return pa.array([value], type_).take(np.zeros(rows, dtype=np.int64))
 
 
+def run_constants(row: dict[str, object], parameters: dict[str, tuple[object, pa.DataType]]) -> dict[str, tuple[object, pa.DataType]]:
+    """Run columns then parameters, each with its Arrow type: the per-file columns after the data."""
+    constants = {name: (row.get(name), MANIFEST_SCHEMA.field(name).type) for name in RUN_COLUMNS}
+    for name, typed in parameters.items():
+        constants.setdefault(name, typed)
+    return constants
+
+
+def with_constants(blocks: Iterator[pa.Table], constants: dict[str, tuple[object, pa.DataType]], metadata: dict) -> Iterator[pa.Table]:
+    """Data columns, then run columns and parameters repeated per row: each Parquet file describes itself."""
+    for block in blocks:
+        columns = dict(zip(block.column_names, block.columns))
+        for name, (value, type_) in constants.items():
+            columns.setdefault(name, _constant(value, type_, block.num_rows))
+        yield pa.table(columns).replace_schema_metadata(metadata)
+
+
 def stage_file(path: Path, settings: StageSettings) -> dict[str, object]:
     """Stage one raw file and return its manifest row; every failure becomes a reject with a readable reason."""
     source = relative_source(path, settings.raw_root)
@@ -106,28 +124,29 @@ def stage_file(path: Path, settings: StageSettings) -> dict[str, object]:
     try:
         if escapes_root(path, settings.raw_root):
             raise RawFormatError("symlink to a file outside raw_root: not read")
-        stat = path.stat()
-        day, origin = resolve_date(None, source, stat.st_mtime, settings.timezone)  # until the header says
-        row.update(size_bytes=stat.st_size, date=day.isoformat(), date_origin=origin)
-        text = decode_raw(path.read_bytes())
-        header = parse_header(text)
-        start = parse_start_time(header.start_time_text)
-        day, origin = resolve_date(start, source, stat.st_mtime, settings.timezone)
-        run_id = make_run_id(source, start)
-        row.update(proc=header.procedure, date=day.isoformat(), date_origin=origin, run_id=run_id, start_dt=start)
-        spec = settings.schema.procedure(header.procedure)
-        if spec is None:
-            raise RawFormatError(f"unknown procedure {header.procedure!r} (not in the procedure schema)")
-        data = read_data(text[header.data_offset :], spec)
-        if data.table.num_rows == 0:
+        with open(path, "rb") as handle:
+            stat = os.fstat(handle.fileno())
+            day, origin = resolve_date(None, source, stat.st_mtime, settings.timezone)  # until the header says
+            row.update(size_bytes=stat.st_size, date=day.isoformat(), date_origin=origin)
+            header, encoding, label_offset = split_raw(handle.read(HEADER_BYTES))
+            start = parse_start_time(header.start_time_text)
+            day, origin = resolve_date(start, source, stat.st_mtime, settings.timezone)
+            run_id = make_run_id(source, start)
+            row.update(proc=header.procedure, date=day.isoformat(), date_origin=origin, run_id=run_id, start_dt=start)
+            spec = settings.schema.procedure(header.procedure)
+            if spec is None:
+                raise RawFormatError(f"unknown procedure {header.procedure!r} (not in the procedure schema)")
+            handle.seek(label_offset)
+            columns = map_columns(handle.readline().decode(encoding), spec)
+            parameters = typed_parameters(header, spec)
+            row.update(run_fields(parameters), unmapped_columns=columns.unmapped, missing_columns=columns.missing)
+            damage = Damage()
+            output = settings.out_root / STAGE_DATASET / f"proc={spec.name}" / f"date={day}" / f"run_id={run_id}" / "part-000.parquet"
+            blocks = with_constants(read_blocks(handle, columns, spec, encoding, damage), run_constants(row, parameters), _raw_header(header))
+            rows = write_parquet_blocks_atomic(blocks, output)
+        if rows == 0:
             raise RawFormatError("header but no data rows")
-        parameters = typed_parameters(header, spec)
-        runs = run_fields(parameters)
-        row.update(runs, rows=data.table.num_rows, null_cells=data.null_cells, skipped_rows=data.skipped_rows)
-        row.update(unmapped_columns=list(data.unmapped), missing_columns=list(data.missing))
-        table = build_run_table(data.table, row, parameters, header)
-        output = settings.out_root / STAGE_DATASET / f"proc={spec.name}" / f"date={day}" / f"run_id={run_id}"
-        row["output"] = str(write_parquet_atomic(table, output / "part-000.parquet"))
+        row.update(rows=rows, null_cells=damage.null_cells, skipped_rows=damage.skipped_rows, output=str(output))
         row.update(status="ok", reason=None)
     except RawFormatError as error:
         row["reason"] = str(error)
@@ -138,19 +157,9 @@ def stage_file(path: Path, settings: StageSettings) -> dict[str, object]:
     return row
 
 
-def build_run_table(
-    data: pa.Table, row: dict[str, object], parameters: dict[str, tuple[object, pa.DataType]], header: RawHeader
-) -> pa.Table:
-    """Data columns, then run columns, then parameters: each Parquet file describes itself."""
-    rows = data.num_rows
-    run_types = MANIFEST_SCHEMA
-    columns = dict(zip(data.column_names, data.columns))
-    for name in RUN_COLUMNS:
-        columns[name] = _constant(row.get(name), run_types.field(name).type, rows)
-    for name, (value, type_) in parameters.items():
-        columns.setdefault(name, _constant(value, type_, rows))
-    raw_header = {"procedure": header.procedure, "parameters": header.parameters, "metadata": header.metadata}
-    return pa.table(columns).replace_schema_metadata({"nanolab.raw_header": json.dumps(raw_header)})
+def _raw_header(header: RawHeader) -> dict[str, str]:
+    document = {"procedure": header.procedure, "parameters": header.parameters, "metadata": header.metadata}
+    return {"nanolab.raw_header": json.dumps(document)}
 
 
 def stage_files(paths: list[Path], settings: StageSettings) -> pa.Table:

@@ -1,9 +1,15 @@
-"""The data table after `#Data:`: labels mapped to canonical names, cells typed, damage counted."""
+"""The data table after `#Data:`: labels mapped to canonical names, cells typed, damage counted.
+
+Read block by block with pyarrow's streaming CSV reader, so a 200 MB file is staged in bounded
+memory; a typical file (~30 KB) is a single block.
+"""
 
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -13,19 +19,28 @@ from .schema import ProcedureSpec
 from .values import NUMBER
 
 FLOAT_CELL = rf"^\s*(?:{NUMBER})\s*$"
+BLOCK_BYTES = 8 << 20
 
 
-@dataclass(frozen=True)
-class DataTable:
-    table: pa.Table
-    null_cells: int  # cells that are empty or could not be parsed as their type
-    skipped_rows: int  # rows with the wrong number of cells (ragged, or the last line cut short)
-    unmapped: tuple[str, ...]  # labels kept under their own name: no canonical name matched
-    missing: tuple[str, ...]  # canonical columns of the procedure that the file lacks
+@dataclass
+class Columns:
+    """How the label row maps onto columns, and what the file lacks."""
+
+    names: list[str]
+    unmapped: list[str]
+    missing: list[str]
 
 
-def column_names(labels: list[str], spec: ProcedureSpec) -> tuple[list[str], list[str]]:
+@dataclass
+class Damage:
+    null_cells: int = 0  # cells that are empty or could not be parsed as their type
+    skipped_rows: int = 0  # rows with the wrong number of cells (ragged, or the last line cut short)
+    text_columns: set[str] = field(default_factory=set)  # unmapped columns holding text, fixed by the first block
+
+
+def map_columns(label_line: str, spec: ProcedureSpec) -> Columns:
     """Canonical names for mapped labels, the label itself otherwise; duplicates get a numeric suffix."""
+    labels = next(csv.reader([label_line.strip("\r\n")]), [])
     names: list[str] = []
     unmapped: list[str] = []
     for label in labels:
@@ -37,58 +52,46 @@ def column_names(labels: list[str], spec: ProcedureSpec) -> tuple[list[str], lis
         while name in names:
             name, n = f"{base}_{n}", n + 1
         names.append(name)
-    return names, unmapped
+    return Columns(names, unmapped, [c for c in spec.columns if c not in names])
 
 
-def _read(body: bytes, names: list[str], types: dict[str, pa.DataType]) -> tuple[pa.Table, int]:
-    skipped = 0
-
-    def skip_ragged(_row: object) -> str:
-        nonlocal skipped
-        skipped += 1
-        return "skip"
-
-    table = pacsv.read_csv(
-        pa.py_buffer(body),
-        read_options=pacsv.ReadOptions(column_names=names, use_threads=False),
-        parse_options=pacsv.ParseOptions(invalid_row_handler=skip_ragged),
-        convert_options=pacsv.ConvertOptions(column_types=types),
-    )
-    return table, skipped
-
-
-def _to_float(column: pa.ChunkedArray) -> pa.ChunkedArray:
-    """Cast text cells to float64; cells that are not numbers become null instead of failing the file."""
+def to_float(column: pa.Array) -> pa.Array:
+    """Text cells to float64; cells that are not numbers become null instead of failing the file."""
     numeric = pc.match_substring_regex(column, FLOAT_CELL, ignore_case=True)
     return pc.if_else(numeric, column, pa.scalar(None, pa.string())).cast(pa.float64())
 
 
-def _type_text_columns(table: pa.Table, canonical: set[str]) -> pa.Table:
-    columns = []
-    for name, column in zip(table.column_names, table.columns):
-        as_float = _to_float(column)
-        keep_text = name not in canonical and as_float.null_count > column.null_count
-        columns.append(column if keep_text else as_float)
-    return pa.table(columns, names=table.column_names)
+def read_blocks(source: BinaryIO, columns: Columns, spec: ProcedureSpec, encoding: str, damage: Damage) -> Iterator[pa.Table]:
+    """Typed tables, one per block of rows. `source` is positioned just after the label row."""
 
+    def skip_ragged(_row: object) -> str:
+        damage.skipped_rows += 1
+        return "skip"
 
-def read_data(text: str, spec: ProcedureSpec) -> DataTable:
-    """Parse the label row and data rows; a fast all-float read first, a per-cell fallback when it fails."""
-    label_line, _, body = text.partition("\n")
-    labels = next(csv.reader([label_line.strip("\r\n")]), [])
-    names, unmapped = column_names(labels, spec)
-    data = body.encode("utf-8")
-    if not data.strip():
-        table = pa.table({name: pa.array([], pa.float64()) for name in names})
-        return DataTable(table, 0, 0, tuple(unmapped), _missing(names, spec))
     try:
-        table, skipped = _read(data, names, dict.fromkeys(names, pa.float64()))
-    except pa.ArrowInvalid:
-        table, skipped = _read(data, names, dict.fromkeys(names, pa.string()))
-        table = _type_text_columns(table, set(spec.columns))
-    null_cells = sum(column.null_count for column in table.columns)
-    return DataTable(table, null_cells, skipped, tuple(unmapped), _missing(names, spec))
+        reader = pacsv.open_csv(
+            source,
+            read_options=pacsv.ReadOptions(column_names=columns.names, use_threads=False, block_size=BLOCK_BYTES, encoding=encoding),
+            parse_options=pacsv.ParseOptions(invalid_row_handler=skip_ragged),
+            convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(columns.names, pa.string()), strings_can_be_null=True),
+        )
+    except pa.ArrowInvalid as error:
+        if "Empty CSV" in str(error):  # a label row and nothing after it
+            return
+        raise
+    first = True
+    for batch in reader:
+        typed = [to_float(column) for column in batch.columns]
+        if first:  # an unmapped column stays text if its first block has text in it
+            damage.text_columns = {
+                name for name, raw, value in zip(columns.names, batch.columns, typed)
+                if name not in spec.columns and value.null_count > raw.null_count
+            }  # fmt: skip
+            first = False
+        arrays = [raw if name in damage.text_columns else value for name, raw, value in zip(columns.names, batch.columns, typed)]
+        damage.null_cells += sum(array.null_count for array in arrays)
+        yield pa.table(arrays, names=columns.names)
 
 
-def _missing(names: list[str], spec: ProcedureSpec) -> tuple[str, ...]:
-    return tuple(column for column in spec.columns if column not in names)
+def empty_table(columns: Columns, damage: Damage) -> pa.Table:
+    return pa.table({name: pa.array([], pa.string() if name in damage.text_columns else pa.float64()) for name in columns.names})
