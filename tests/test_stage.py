@@ -3,6 +3,7 @@ import shutil
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
@@ -51,8 +52,11 @@ def test_staged_file_holds_typed_data_run_columns_and_parameters(tmp_path, lab_s
     table = pq.read_table(row["output"])
     assert table["vsd_V"].type == pa.float64() and table["i_A"].to_pylist() == [1e-9, 2e-9, None]
     assert table["Extra"].to_pylist() == ["x", "y", "z"]
-    first = table.slice(0, 1).to_pylist()[0]
-    assert first["proc"] == "IV" and first["source_file"] == "2025-09-11/IV2025-09-11_1.csv"
+    assert not {"proc", "date", "run_id"} & set(table.column_names)  # partition keys live in the path
+    dataset = ds.dataset(tmp_path / "out/raw_measurements", partitioning="hive").to_table()
+    first = dataset.slice(0, 1).to_pylist()[0]
+    assert (first["proc"], first["date"], first["run_id"]) == ("IV", "2025-09-11", row["run_id"])
+    assert first["source_file"] == "2025-09-11/IV2025-09-11_1.csv"
     assert first["start_dt"].isoformat() == "2025-09-11T10:00:00+00:00" and first["date_origin"] == "meta"
     assert (first["with_light"], first["wavelength_nm"], first["laser_voltage_V"]) == (True, 455.0, 2.5)
     assert (first["chip_group"], first["chip_number"], first["sample"], first["procedure_version"]) == ("Alisson", 67, "A", "1.0.0")

@@ -20,6 +20,9 @@ from .table import Damage, map_columns, read_blocks
 from .values import ARROW_TYPES, parse_value
 
 STAGE_DATASET = "raw_measurements"
+# proc, date and run_id live in the Hive path only: repeating them inside the files makes pandas
+# (dictionary partitions) or pyarrow (string partitions) refuse to merge the two schemas.
+PARTITION_KEYS = ("proc", "date", "run_id")
 RUN_COLUMNS = (
     "run_id", "proc", "start_dt", "date_origin", "source_file", "with_light", "wavelength_nm",
     "laser_voltage_V", "chip_group", "chip_number", "sample", "procedure_version",
@@ -100,7 +103,7 @@ def _constant(value: object, type_: pa.DataType, rows: int) -> pa.Array:
 
 def run_constants(row: dict[str, object], parameters: dict[str, tuple[object, pa.DataType]]) -> dict[str, tuple[object, pa.DataType]]:
     """Run columns then parameters, each with its Arrow type: the per-file columns after the data."""
-    constants = {name: (row.get(name), MANIFEST_SCHEMA.field(name).type) for name in RUN_COLUMNS}
+    constants = {name: (row.get(name), MANIFEST_SCHEMA.field(name).type) for name in RUN_COLUMNS if name not in PARTITION_KEYS}
     for name, typed in parameters.items():
         constants.setdefault(name, typed)
     return constants
