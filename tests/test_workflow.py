@@ -1,0 +1,244 @@
+"""The real `snakemake` on temporary raw trees: outputs, manifests, partial re-runs, config errors."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+
+from nanolab.synthetic import iv_voltages, make_run, render_raw
+from pymeasure_raw import write_iv_with_pymeasure
+from workflow_runner import Workdir
+
+SANTIAGO_NOON = {"2025-09-10": 1757516400.0, "2025-09-11": 1757602800.0, "2025-09-12": 1757689200.0}
+AWKWARD_NAME = "IV run 'a' $(touch pwned); b & -x.csv"
+
+
+def write_run(path: Path, procedure: str, start: float, seed: int, **options) -> Path:
+    parameters, columns, data = make_run(procedure, np.random.default_rng(seed), start, chip_number=seed, **options)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_raw(procedure, parameters, start, columns, data))
+    return path
+
+
+def write_iv(path: Path, start: float, voltages: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_iv_with_pymeasure(path, voltages, start)
+
+
+def build_raw_tree(raw: Path) -> dict[str, int]:
+    """Three days of IV/IVg/It, an aborted and a negative-first sweep, a broken file, an awkward name.
+    Returns the IV runs' expected segment counts, known by construction."""
+    day1, day2, day3 = (raw / day for day in SANTIAGO_NOON)
+    t1, t2, t3 = SANTIAGO_NOON.values()
+    full = iv_voltages(1.0, 0.05)
+    expected = {}
+    for n in range(3):
+        write_iv(day1 / f"IV2025-09-10_{n + 1}.csv", t1 + 600 * n, full)
+        expected[f"2025-09-10/IV2025-09-10_{n + 1}.csv"] = 4
+    write_run(day1 / "IVg2025-09-10_1.csv", "IVg", t1 + 3000, seed=1)
+    write_run(day1 / "It2025-09-10_1.csv", "It", t1 + 3600, seed=2)
+    write_iv(day2 / "IV2025-09-11_1.csv", t2, full)
+    expected["2025-09-11/IV2025-09-11_1.csv"] = 4
+    aborted = iv_voltages(1.0, 0.05, abort_after=50)  # 20 up, 20 down, 10 into forward_negative
+    write_iv(day2 / "IV2025-09-11_2.csv", t2 + 600, aborted)
+    expected["2025-09-11/IV2025-09-11_2.csv"] = 3
+    (day2 / "broken.csv").write_text("this is not a measurement\n1,2,3\n")
+    write_iv(day3 / "IV2025-09-12_1.csv", t3, iv_voltages(1.0, 0.05, start_negative=True))
+    expected["2025-09-12/IV2025-09-12_1.csv"] = 4
+    write_iv(day3 / AWKWARD_NAME, t3 + 600, full)
+    expected[f"2025-09-12/{AWKWARD_NAME}"] = 4
+    write_run(day3 / "It2025-09-12_1.csv", "It", t3 + 1200, seed=3)
+    (day3 / "._IV2025-09-12_1.csv").write_bytes(b"\x00\x05\x16\x07 resource fork")
+    return expected
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Workdir:
+    wd = Workdir(tmp_path / "work", tmp_path / "raw")
+    wd.path.mkdir()
+    wd.expected_segments = build_raw_tree(wd.raw_root)
+    wd.write_config()
+    return wd
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> tuple[Workdir, object]:
+    """One full run shared by the read-only tests."""
+    tmp_path = tmp_path_factory.mktemp("finished")
+    wd = Workdir(tmp_path / "work", tmp_path / "raw")
+    wd.path.mkdir()
+    wd.expected_segments = build_raw_tree(wd.raw_root)
+    wd.write_config()
+    return wd, wd.snakemake()
+
+
+def stage_manifest(wd: Workdir):
+    return pq.read_table(wd.results / "02_stage/_manifest/manifest.parquet")
+
+
+def segment_manifest(wd: Workdir):
+    return pq.read_table(wd.results / "03_intermediate/_manifest/manifest.parquet")
+
+
+def test_every_raw_file_has_exactly_one_manifest_row(finished):
+    wd, _ = finished
+    manifest = stage_manifest(wd)
+    found = sorted(p.relative_to(wd.raw_root).as_posix() for p in wd.raw_root.rglob("*.csv"))
+    assert sorted(manifest["source_file"].to_pylist()) == found
+    status = dict(zip(manifest["source_file"].to_pylist(), manifest["status"].to_pylist()))
+    assert status.pop("2025-09-11/broken.csv") == "reject"
+    assert status.pop("2025-09-12/._IV2025-09-12_1.csv") == "skipped"
+    assert set(status.values()) == {"ok"}
+    reason = manifest.filter(pc.equal(manifest["status"], "reject"))["reason"][0].as_py()
+    assert "#Data:" in reason or "#Procedure" in reason
+    rejects = (wd.results / "02_stage/_manifest/rejects.csv").read_text()
+    assert "2025-09-11/broken.csv" in rejects and reason in rejects
+
+
+def test_staged_dataset_is_hive_partitioned_with_one_file_per_raw_file(finished):
+    wd, _ = finished
+    files = sorted((wd.results / "02_stage/raw_measurements").rglob("*.parquet"))
+    assert len(files) == 10  # 12 raw CSVs: one rejected, one resource fork skipped
+    for path in files:
+        run, day, proc = path.parent.name, path.parent.parent.name, path.parent.parent.parent.name
+        assert path.name == "part-000.parquet" and run.startswith("run_id=")
+        assert day in {f"date={d}" for d in SANTIAGO_NOON} and proc in {"proc=IV", "proc=IVg", "proc=It"}
+    dataset = ds.dataset(wd.results / "02_stage/raw_measurements/proc=IV", partitioning="hive")
+    table = dataset.to_table(columns=["vsd_V", "i_A", "source_file", "run_id"])
+    assert table.num_rows == 6 * len(iv_voltages(1.0, 0.05)) + 50  # six full sweeps and the aborted one
+    assert not (wd.path / "pwned").exists()
+
+
+def test_iv_runs_are_segmented_into_their_sweep_segments(finished):
+    wd, _ = finished
+    manifest = segment_manifest(wd)
+    counts = dict(zip(manifest["source_file"].to_pylist(), manifest["n_segments"].to_pylist()))
+    assert counts == wd.expected_segments
+    by_file = {row["source_file"]: row for row in manifest.to_pylist()}
+    aborted = by_file["2025-09-11/IV2025-09-11_2.csv"]
+    assert aborted["segment_types"] == ["forward_positive", "return_positive", "forward_negative"]
+    assert aborted["complete"] is False and by_file["2025-09-10/IV2025-09-10_1.csv"]["complete"] is True
+    negative_first = by_file["2025-09-12/IV2025-09-12_1.csv"]["segment_types"]
+    assert negative_first == ["forward_negative", "return_negative", "forward_positive", "return_positive"]
+    run = by_file["2025-09-10/IV2025-09-10_1.csv"]
+    folder = wd.results / "03_intermediate/iv_segments/proc=IV/date=2025-09-10" / f"run_id={run['run_id']}"
+    assert sorted(p.name for p in folder.iterdir()) == [f"segment={k}" for k in range(4)]
+    first = pq.read_table(folder / "segment=0/part-000.parquet")
+    assert first["segment_type"].unique().to_pylist() == ["forward_positive"]
+    assert first["point_in_segment"].to_pylist() == list(range(first.num_rows))
+    assert first["vsd_V"][0].as_py() == 0.0 and first["vsd_V"][-1].as_py() == pytest.approx(1.0)
+    assert {"segment_id", "segment_v_start", "segment_v_end", "segment_direction", "i_A", "source_file"} <= set(first.column_names)
+    points = sum(pq.read_metadata(p).num_rows for p in folder.rglob("*.parquet"))
+    assert points == len(iv_voltages(1.0, 0.05))
+
+
+def test_the_run_ends_with_a_summary(finished):
+    wd, result = finished
+    tail = result.stdout.strip().splitlines()[-4:]
+    assert tail[0] == "nanolab: 12 raw files: 10 staged, 1 rejected, 1 skipped"
+    assert "IV 7" in tail[1] and "IVg 1" in tail[1] and "It 2" in tail[1]
+    assert "IV runs segmented: 7 of 7 (27 segments" in tail[2]
+    assert tail[3].endswith("results/02_stage/_manifest/rejects.csv")
+
+
+def test_every_job_writes_its_log(finished):
+    wd, _ = finished
+    logs = sorted(p.relative_to(wd.path / "logs").as_posix() for p in (wd.path / "logs").rglob("*.log"))
+    assert [p for p in logs if p.startswith("stage/")] == [f"stage/date={d}/batch=1-of-1.log" for d in SANTIAGO_NOON]
+    assert "rejected 2025-09-11/broken.csv" in (wd.path / "logs/stage/date=2025-09-11/batch=1-of-1.log").read_text()
+
+
+# --- partial re-runs: ask Snakemake what it would run -----------------------------------------
+
+ALWAYS = {"stage_manifest": 1, "segment_manifest": 1, "summary": 1, "all": 1}
+
+
+def test_nothing_changed_means_nothing_to_do(workdir):
+    workdir.snakemake()
+    assert workdir.planned_jobs() == {}
+
+
+def test_touching_a_file_without_changing_it_reruns_nothing(workdir):
+    workdir.snakemake()
+    os.utime(workdir.raw_root / "2025-09-11/IV2025-09-11_1.csv")
+    assert workdir.planned_jobs() == {}
+
+
+def test_editing_one_file_reruns_only_its_partition(workdir):
+    workdir.snakemake()
+    path = workdir.raw_root / "2025-09-11/IV2025-09-11_1.csv"
+    path.write_text(path.read_text().replace("\n0.05,", "\n0.050000001,", 1))
+    assert workdir.planned_jobs() == {"stage_batch": 1, "segment_batch": 1, **ALWAYS}
+    result = workdir.snakemake()
+    assert set(re.findall(r"wildcards: date=([\d-]+),", result.stderr)) == {"2025-09-11"}
+    assert stage_manifest(workdir).num_rows == 12  # re-running never duplicates rows
+    assert workdir.planned_jobs() == {}
+
+
+def test_a_new_day_runs_only_that_day(workdir):
+    workdir.snakemake()
+    start = SANTIAGO_NOON["2025-09-12"] + 86400
+    write_iv(workdir.raw_root / "2025-09-13/IV2025-09-13_1.csv", start, iv_voltages(1.0, 0.05))
+    write_run(workdir.raw_root / "2025-09-13/It2025-09-13_1.csv", "It", start + 60, seed=9)
+    assert workdir.planned_jobs() == {"stage_batch": 1, "segment_batch": 1, **ALWAYS}
+    workdir.snakemake()
+    assert stage_manifest(workdir).num_rows == 14 and segment_manifest(workdir).num_rows == 8
+
+
+def test_changing_dv_threshold_reruns_only_segmentation(workdir):
+    workdir.snakemake()
+    workdir.write_config(segmentation={"dv_threshold": 0.002})
+    assert workdir.planned_jobs() == {"segment_batch": 3, "segment_manifest": 1, "summary": 1, "all": 1}
+
+
+def test_dry_run_lists_every_job_the_real_run_executes(workdir):
+    planned = workdir.planned_jobs()
+    assert planned == {"stage_batch": 3, "segment_batch": 3, **ALWAYS}
+    result = workdir.snakemake()
+    executed = {}
+    for line in result.stderr.splitlines():
+        if line.startswith("localrule ") or line.startswith("rule "):
+            rule = line.split()[-1].rstrip(":")
+            executed[rule] = executed.get(rule, 0) + 1
+    assert executed == planned
+
+
+def test_deleting_a_raw_file_removes_its_outputs(workdir):
+    workdir.snakemake()
+    before = {row["source_file"]: row for row in stage_manifest(workdir).to_pylist()}
+    gone = before["2025-09-10/IV2025-09-10_2.csv"]
+    (workdir.raw_root / gone["source_file"]).unlink()
+    workdir.snakemake()
+    assert not Path(workdir.path / gone["output"]).exists()
+    assert gone["source_file"] not in stage_manifest(workdir)["source_file"].to_pylist()
+    segments = workdir.results / "03_intermediate/iv_segments/proc=IV/date=2025-09-10" / f"run_id={gone['run_id']}"
+    assert not segments.exists()
+
+
+# --- configuration ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [({"batch_size": "many"}, "batch_size"), ({"colour": "blue"}, "colour"), ({"segmentation": {"dv_threshold": "x"}}, "dv_threshold")],
+)
+def test_bad_config_is_refused_before_any_job_with_a_message_naming_the_key(workdir, override, named):
+    workdir.write_config(**override)
+    result = workdir.snakemake(check=False)
+    assert result.returncode != 0
+    assert named in result.stderr
+    assert not workdir.results.exists()
+
+
+def test_missing_raw_root_is_a_clear_error(workdir):
+    shutil.rmtree(workdir.raw_root)
+    result = workdir.snakemake(check=False)
+    assert result.returncode != 0 and "raw_root" in result.stderr
