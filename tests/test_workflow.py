@@ -8,11 +8,16 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
+from conftest import SCHEMA_FILE
+from nanolab.pipeline import run_in_process
+from nanolab.read import load_runs, load_segments
 from nanolab.synthetic import iv_voltages, make_run, render_raw
 from pymeasure_raw import write_iv_with_pymeasure
 from workflow_runner import Workdir
@@ -153,12 +158,13 @@ def test_every_job_writes_its_log(finished):
     wd, _ = finished
     logs = sorted(p.relative_to(wd.path / "logs").as_posix() for p in (wd.path / "logs").rglob("*.log"))
     assert [p for p in logs if p.startswith("stage/")] == [f"stage/date={d}/batch=1-of-1.log" for d in SANTIAGO_NOON]
+    assert "logs/manifests.log" in {f"logs/{p}" for p in logs}
     assert "rejected 2025-09-11/broken.csv" in (wd.path / "logs/stage/date=2025-09-11/batch=1-of-1.log").read_text()
 
 
 # --- partial re-runs: ask Snakemake what it would run -----------------------------------------
 
-ALWAYS = {"stage_manifest": 1, "segment_manifest": 1, "summary": 1, "all": 1}
+ALWAYS = {"manifests": 1, "all": 1}
 
 
 def test_nothing_changed_means_nothing_to_do(workdir):
@@ -196,7 +202,7 @@ def test_a_new_day_runs_only_that_day(workdir):
 def test_changing_dv_threshold_reruns_only_segmentation(workdir):
     workdir.snakemake()
     workdir.write_config(segmentation={"dv_threshold": 0.002})
-    assert workdir.planned_jobs() == {"segment_batch": 3, "segment_manifest": 1, "summary": 1, "all": 1}
+    assert workdir.planned_jobs() == {"segment_batch": 3, **ALWAYS}
 
 
 def test_dry_run_lists_every_job_the_real_run_executes(workdir):
@@ -242,3 +248,61 @@ def test_missing_raw_root_is_a_clear_error(workdir):
     shutil.rmtree(workdir.raw_root)
     result = workdir.snakemake(check=False)
     assert result.returncode != 0 and "raw_root" in result.stderr
+
+
+# --- the batched workflow equals the in-process pipeline --------------------------------------
+
+
+def relative_files(root: Path) -> dict[str, Path]:
+    return {p.relative_to(root).as_posix(): p for p in root.rglob("part-*.parquet")}
+
+
+def test_batched_workflow_outputs_equal_the_in_process_pipeline(finished, tmp_path):
+    wd, _ = finished
+    config = yaml.safe_load((wd.path / "config.yaml").read_text())
+    staged, segmented = run_in_process(wd.raw_root, tmp_path / "results", config, SCHEMA_FILE)
+    workflow_stage, workflow_segments = stage_manifest(wd), segment_manifest(wd)
+    ignore_output = lambda table: table.drop_columns(["output"])  # noqa: E731 - absolute vs relative roots
+    assert ignore_output(workflow_stage).equals(ignore_output(staged))
+    assert ignore_output(workflow_segments).equals(ignore_output(segmented))
+    for dataset in ("02_stage/raw_measurements", "03_intermediate/iv_segments"):
+        ours, reference = relative_files(wd.results / dataset), relative_files(tmp_path / "results" / dataset)
+        assert ours.keys() == reference.keys() and ours
+        for name, path in ours.items():
+            assert pq.read_table(path).equals(pq.read_table(reference[name])), name
+
+
+# --- reading the results back ------------------------------------------------------------------
+
+
+def test_read_api_selects_partitions_and_filters(finished):
+    wd, _ = finished
+    iv = load_runs(wd.results, proc="IV", date="2025-09-10")
+    assert set(iv["proc"]) == {"IV"} and set(iv["date"]) == {"2025-09-10"} and iv["run_id"].nunique() == 3
+    assert len(iv) == 3 * len(iv_voltages(1.0, 0.05))
+    chip = load_runs(wd.results, proc="It", chip_number=3, columns=["t_s", "i_A", "chip_number"])
+    assert set(chip["chip_number"]) == {3} and list(chip.columns) == ["t_s", "i_A", "chip_number"]
+    returns = load_segments(wd.results, segment_type="return_negative")
+    assert set(returns["segment_type"]) == {"return_negative"}
+    assert returns.groupby("run_id")["vsd_V"].max().le(0).all()
+    assert load_runs(wd.results, proc="IV", date="1999-01-01").empty
+
+
+def test_read_api_opens_only_the_partitions_asked_for(finished, tmp_path):
+    wd, _ = finished
+    results = tmp_path / "results"
+    shutil.copytree(wd.results, results)
+    for path in (results / "02_stage/raw_measurements/proc=IV/date=2025-09-11").rglob("*.parquet"):
+        path.write_bytes(b"not parquet")  # any attempt to open these would raise
+    assert load_runs(results, proc="IV", date=["2025-09-10", "2025-09-12"])["date"].nunique() == 2
+    with pytest.raises(Exception):
+        load_runs(results, proc="IV", date="2025-09-11")
+
+
+def test_datasets_open_as_plain_hive_datasets_in_pyarrow_and_pandas(finished):
+    wd, _ = finished
+    for dataset in ("02_stage/raw_measurements/proc=IV", "03_intermediate/iv_segments"):
+        table = ds.dataset(wd.results / dataset, partitioning="hive").to_table()
+        frame = pd.read_parquet(wd.results / dataset)
+        assert table.num_rows == len(frame) > 0
+        assert {"run_id", "date"} <= set(table.column_names) and {"run_id", "date"} <= set(frame.columns)

@@ -11,6 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import iv_segments, manifest, stage
@@ -38,22 +39,28 @@ def run_segment(args: argparse.Namespace) -> None:
     log.info("segmented %d IV runs", table.num_rows)
 
 
-def run_merge(args: argparse.Namespace) -> None:
-    schemas = {"stage": (stage.MANIFEST_SCHEMA, stage.STAGE_DATASET, 1), "segment": (iv_segments.MANIFEST_SCHEMA, iv_segments.SEGMENT_DATASET, 0)}
-    schema, dataset, levels_up = schemas[args.kind]
-    table = manifest.merge_manifests(args.batch_manifests, schema)
-    removed = manifest.prune_orphans(args.out_root / dataset, manifest.output_folders(table, levels_up), depth=3)
-    removed += manifest.prune_stale_batches(args.out_root / "_batches", set(args.batch_manifests))
+def merge(kind: str, out_root: Path, batch_manifests: list[Path], output: Path) -> pa.Table:
+    """Whole-run manifest of one stage; removes outputs no current raw file produces."""
+    schema, dataset, levels_up = {
+        "stage": (stage.MANIFEST_SCHEMA, stage.STAGE_DATASET, 1),
+        "segment": (iv_segments.MANIFEST_SCHEMA, iv_segments.SEGMENT_DATASET, 0),
+    }[kind]
+    table = manifest.merge_manifests(batch_manifests, schema)
+    removed = manifest.prune_orphans(out_root / dataset, manifest.output_folders(table, levels_up), depth=3)
+    removed += manifest.prune_stale_batches(out_root / "_batches", set(batch_manifests))
     for path in removed:
         log.info("removed %s: no raw file produces it any more", path)
-    write_parquet_atomic(table, args.output)
-    if args.rejects:
-        manifest.write_rejects_csv(table, args.rejects)
+    write_parquet_atomic(table, output)
+    return table
 
 
-def run_summary(args: argparse.Namespace) -> None:
-    text = manifest.summarize(read_parquet(args.stage_manifest), read_parquet(args.segment_manifest), args.rejects)
-    args.output.write_text(text, encoding="utf-8")
+def run_manifests(args: argparse.Namespace) -> None:
+    """Both manifests, the rejects list and the summary in one job: the end of every run is one step."""
+    staged = merge("stage", args.stage_root, args.stage_batches, args.stage_manifest)
+    segmented = merge("segment", args.segment_root, args.segment_batches, args.segment_manifest)
+    manifest.write_rejects_csv(staged, args.rejects)
+    text = manifest.summarize(staged, segmented, str(args.rejects))
+    args.summary.write_text(text, encoding="utf-8")
     sys.stdout.write(text)
 
 
@@ -79,20 +86,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--output", type=Path, required=True)
     p.set_defaults(run=run_segment)
 
-    p = commands.add_parser("merge", help="merge batch manifests and remove orphaned outputs")
-    p.add_argument("--kind", choices=["stage", "segment"], required=True)
-    p.add_argument("--out-root", type=Path, required=True)
-    p.add_argument("--output", type=Path, required=True)
-    p.add_argument("--rejects", type=Path)
-    p.add_argument("batch_manifests", type=Path, nargs="*")
-    p.set_defaults(run=run_merge)
-
-    p = commands.add_parser("summary", help="print and write the end-of-run summary")
+    p = commands.add_parser("manifests", help="merge batch manifests, remove orphaned outputs, summarize")
+    p.add_argument("--stage-root", type=Path, required=True, help="results/02_stage")
+    p.add_argument("--segment-root", type=Path, required=True, help="results/03_intermediate")
     p.add_argument("--stage-manifest", type=Path, required=True)
     p.add_argument("--segment-manifest", type=Path, required=True)
-    p.add_argument("--rejects", required=True)
-    p.add_argument("--output", type=Path, required=True)
-    p.set_defaults(run=run_summary)
+    p.add_argument("--rejects", type=Path, required=True)
+    p.add_argument("--summary", type=Path, required=True)
+    p.add_argument("--stage-batches", type=Path, nargs="*", default=[])
+    p.add_argument("--segment-batches", type=Path, nargs="*", default=[])
+    p.set_defaults(run=run_manifests)
     return main
 
 

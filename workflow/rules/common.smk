@@ -63,11 +63,7 @@ def get_segment_batch_manifests(wildcards=None):
 
 
 def get_final_outputs():
-    return [
-        f"{STAGE}/_manifest/manifest.parquet",
-        f"{SEGMENTS}/_manifest/manifest.parquet",
-        "results/summary.txt",
-    ]
+    return rules.manifests.output
 
 
 def get_out_root(wildcards, output):
@@ -77,6 +73,14 @@ def get_out_root(wildcards, output):
     return str(
         path.parents[2] if path.parent.name.startswith("date=") else path.parents[1]
     )
+
+
+def get_stage_root(wildcards, output):
+    return str(Path(output.stage).parents[1])
+
+
+def get_segment_root(wildcards, output):
+    return str(Path(output.segments).parents[1])
 
 
 def batch_mem_mb(wildcards, input):
