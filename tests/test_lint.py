@@ -1,0 +1,28 @@
+"""The workflow passes Snakemake's linter and is snakefmt-formatted; no code uses process pools or sys.path."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+TOOLS = Path(sys.executable).parent
+WORKFLOW_FILES = ["Snakefile", *sorted(str(p.relative_to(REPO)) for p in (REPO / "workflow/rules").glob("*.smk"))]
+
+
+def test_snakemake_lint_is_clean():
+    result = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Congratulations, your workflow is in a good condition!" in result.stdout + result.stderr
+
+
+def test_snakefmt_formatted():
+    result = subprocess.run([str(TOOLS / "snakefmt"), "--check", *WORKFLOW_FILES], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_no_process_pools_and_no_sys_path_edits():
+    forbidden = re.compile(r"ProcessPoolExecutor|multiprocessing|concurrent\.futures|sys\.path\.(insert|append)|sys\.path\s*=")
+    sources = [*REPO.glob("scripts/**/*.py"), *REPO.glob("workflow/**/*.smk"), REPO / "Snakefile", *REPO.glob("bench/*.py")]
+    offenders = [str(p) for p in sources if forbidden.search(p.read_text())]
+    assert offenders == []
