@@ -26,3 +26,6 @@ lint: install
 
 format: install
 	snakefmt Snakefile workflow/rules
+
+bench: install
+	python bench/run.py --cores 2 $(BENCH_ARGS)

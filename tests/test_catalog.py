@@ -1,7 +1,7 @@
 import os
 from pathlib import Path
 
-from nanolab.catalog import batch_count, batch_of, find_raw_files, plan_batches, scan
+from nanolab.catalog import batch_count, batch_of, find_raw_files, fingerprint, plan_batches, scan
 from nanolab.identity import make_run_id
 
 IV = "#Procedure: <laser_setup.procedures.IV.IV>\n#Parameters:\n#\tChip number: 1\n#Metadata:\n#\tStart time: {start}\n#Data:\nVsd (V),I (A)\n0,1\n"
@@ -84,3 +84,17 @@ def test_batch_membership_is_balanced_enough():
     for n in range(8000):
         counts[batch_of(make_run_id(f"2025-09-11/IV2025-09-11_{n}.csv", None), 8)] += 1
     assert min(counts) > 800
+
+
+def test_fingerprint_follows_content_and_membership_not_mtime(tmp_path):
+    raw = tmp_path / "raw"
+    first = write(raw / "2025-09-11/IV_1.csv", IV.format(start=1757584800.0))
+    cache = tmp_path / "cache.json"
+    before = fingerprint(scan(raw, "UTC", cache))
+    os.utime(first, ns=(5, 5))
+    assert fingerprint(scan(raw, "UTC", cache)) == before
+    first.write_text(IV.format(start=1757584800.0) + "1,2\n")
+    edited = fingerprint(scan(raw, "UTC", cache))
+    assert edited != before
+    write(raw / "2025-09-11/IV_2.csv", IV.format(start=1757584801.0))
+    assert fingerprint(scan(raw, "UTC", cache)) not in {before, edited}

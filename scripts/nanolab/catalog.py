@@ -1,11 +1,14 @@
-"""The raw-file catalog Snakemake plans from: which files exist, their day, procedure and batch.
+"""The raw-file catalog Snakemake plans from: which files exist, their day, procedure, content
+hash and batch.
 
-Read at DAG-build time, so it must be cheap for ~10,000 files: header facts are cached by
-(size, mtime) and only files that changed since the last run are opened (~150 µs each otherwise).
+Read at DAG-build time, so it must be cheap for ~10,000 files: facts are cached by (size, mtime)
+and only files that changed since the last run are opened (~150 µs each otherwise). The content
+hash lets a batch's fingerprint ignore a touched-but-unchanged file.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -16,7 +19,8 @@ from .header import HEADER_BYTES, RawFormatError, split_raw
 from .identity import make_run_id, parse_start_time, resolve_date
 
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+CHUNK_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,7 @@ class RawFile:
     proc: str | None  # None when the header cannot be read: the stage job writes the reject reason
     date: str
     run_id: str
+    content_hash: str  # of the bytes; "" when the file cannot be read
 
 
 def is_raw_csv(name: str) -> bool:
@@ -60,21 +65,26 @@ def describe(raw_root: Path, source_file: str, timezone: str) -> RawFile:
     if is_resource_fork(path.name) or escapes_root(path, raw_root):
         return unreadable(source_file, timezone)
     stat = os.stat(path)  # follows symlinks; a broken one or a loop raises and is described as unreadable
+    digest = hashlib.blake2b(digest_size=8)
     with open(path, "rb") as handle:
         head = handle.read(HEADER_BYTES)
+        digest.update(head)
+        while chunk := handle.read(CHUNK_BYTES):
+            digest.update(chunk)
     try:
         header, _, _ = split_raw(head)
         proc, start = header.procedure, parse_start_time(header.start_time_text)
     except RawFormatError:
         proc, start = None, None
     day, _ = resolve_date(start, source_file, stat.st_mtime, timezone)
-    return RawFile(source_file, stat.st_size, stat.st_mtime_ns, proc, day.isoformat(), make_run_id(source_file, start))
+    run_id = make_run_id(source_file, start)
+    return RawFile(source_file, stat.st_size, stat.st_mtime_ns, proc, day.isoformat(), run_id, digest.hexdigest())
 
 
 def unreadable(source_file: str, timezone: str) -> RawFile:
     """A file we cannot even stat or open still gets a batch, so its reject row is written."""
     day, _ = resolve_date(None, source_file, 0.0, timezone)
-    return RawFile(source_file, -1, -1, None, day.isoformat(), make_run_id(source_file, None))
+    return RawFile(source_file, -1, -1, None, day.isoformat(), make_run_id(source_file, None), "")
 
 
 def scan(raw_root: Path, timezone: str, cache_path: Path | None = None) -> list[RawFile]:
@@ -146,3 +156,11 @@ def plan_batches(catalog: list[RawFile], batch_size: int) -> dict[tuple[str, str
             label = batch_label(batch_of(raw_file.run_id, batches), batches)
             plan.setdefault((day, label), []).append(raw_file)
     return plan
+
+
+def fingerprint(files: list[RawFile]) -> str:
+    """Changes exactly when a batch's membership or any member's content changes (not its mtime)."""
+    digest = hashlib.blake2b(digest_size=8)
+    for raw_file in sorted(files, key=lambda f: f.source_file):
+        digest.update(f"{raw_file.source_file}\x00{raw_file.content_hash}\x00".encode())
+    return digest.hexdigest()

@@ -24,10 +24,14 @@ if not RAW_ROOT.is_dir():
     )
 
 # Jobs are batches (one per measurement day, split only when a day exceeds batch_size), never one
-# per file: a spawned Python job costs ~0.3 s CPU, staging one file ~2 ms. Each job declares ONE
-# output, its batch manifest; the per-run Parquet files it lists are written beside it. Declaring
-# those 10,000 files as outputs made a no-op rerun 4.3 s instead of ~1 s, and a directory() per
-# job cannot work because Hive partitions are by procedure, not by day.
+# per file: a spawned Python job costs ~0.4 s CPU, staging one file ~3 ms.
+# Outputs: each job declares ONE output, its batch manifest; the per-run Parquet files it lists
+# are written beside it. Declaring those 10,000 files made a no-op rerun 4.3 s instead of ~1 s, and
+# a directory() per job cannot work because Hive partitions are by procedure, not by day.
+# Inputs: the raw files are passed as params with a content fingerprint, not declared as input
+# files. Declared, Snakemake 9's scheduler stats every input of every ready job on each
+# scheduling pass: 1.7 M stat calls and 74 s of its own CPU for a lab-scale run (bench/).
+# The fingerprint changes when a file is added, removed or edited, not when it is only touched.
 CATALOG = catalog.scan(
     RAW_ROOT, config["timezone"], Path(".snakemake/nanolab/raw_catalog.json")
 )
@@ -45,6 +49,11 @@ def get_stage_raw_files(wildcards):
         str(RAW_ROOT / f.source_file)
         for f in BATCHES[(wildcards.date, wildcards.batch)]
     ]
+
+
+def get_stage_fingerprint(wildcards):
+    """Content fingerprint of the batch: a params change whenever a member is added, removed or edited."""
+    return catalog.fingerprint(BATCHES[(wildcards.date, wildcards.batch)])
 
 
 def get_stage_batch_manifests(wildcards=None):
@@ -83,14 +92,18 @@ def get_segment_root(wildcards, output):
     return str(Path(output.segments).parents[1])
 
 
-def batch_mem_mb(wildcards, input):
-    """Memory grows with the raw bytes of the batch (Arrow tables are ~2x the CSV text)."""
-    return 500 + 4 * int(input.size_mb)
+def get_batch_mb(wildcards):
+    return sum(max(f.size, 0) for f in BATCHES[(wildcards.date, wildcards.batch)]) / 1e6
 
 
-def batch_runtime(wildcards, input):
-    """Minutes, generous: ~2 ms per small file plus start-up; large files scale with size."""
-    return 5 + int(input.size_mb / 50)
+def batch_mem_mb(wildcards):
+    """Files stream in 8 MB blocks (a 200 MB file peaks at ~420 MB), so memory barely grows with the batch."""
+    return 1000 + int(get_batch_mb(wildcards) / 100)
+
+
+def batch_runtime(wildcards):
+    """Minutes, generous: ~3 ms per small file plus start-up; large files at ~60 MB/s."""
+    return 5 + int(get_batch_mb(wildcards) / 1000)
 
 
 def print_summary():
