@@ -12,6 +12,7 @@ import hashlib
 import json
 import math
 import os
+import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from .header import HEADER_BYTES, RawFormatError, split_raw
 from .identity import make_run_id, parse_start_time, resolve_date
 
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 CHUNK_BYTES = 1 << 20
 
 
@@ -31,7 +32,7 @@ class RawFile:
     proc: str | None  # None when the header cannot be read: the stage job writes the reject reason
     date: str
     run_id: str
-    content_hash: str  # of the bytes; "" when the file cannot be read
+    content_hash: str  # "<size>:<crc32>" of the bytes; "" when the file cannot be read
 
 
 def is_raw_csv(name: str) -> bool:
@@ -65,12 +66,12 @@ def describe(raw_root: Path, source_file: str, timezone: str) -> RawFile:
     if is_resource_fork(path.name) or escapes_root(path, raw_root):
         return unreadable(source_file, timezone)
     stat = os.stat(path)  # follows symlinks; a broken one or a loop raises and is described as unreadable
-    digest = hashlib.blake2b(digest_size=8)
+    crc = 0  # change detection, not security: CRC-32 reads 450 MB in 0.23 s, blake2b in 0.5 s
     with open(path, "rb") as handle:
         head = handle.read(HEADER_BYTES)
-        digest.update(head)
+        crc = zlib.crc32(head)
         while chunk := handle.read(CHUNK_BYTES):
-            digest.update(chunk)
+            crc = zlib.crc32(chunk, crc)
     try:
         header, _, _ = split_raw(head)
         proc, start = header.procedure, parse_start_time(header.start_time_text)
@@ -78,7 +79,7 @@ def describe(raw_root: Path, source_file: str, timezone: str) -> RawFile:
         proc, start = None, None
     day, _ = resolve_date(start, source_file, stat.st_mtime, timezone)
     run_id = make_run_id(source_file, start)
-    return RawFile(source_file, stat.st_size, stat.st_mtime_ns, proc, day.isoformat(), run_id, digest.hexdigest())
+    return RawFile(source_file, stat.st_size, stat.st_mtime_ns, proc, day.isoformat(), run_id, f"{stat.st_size}:{crc:08x}")
 
 
 def unreadable(source_file: str, timezone: str) -> RawFile:
