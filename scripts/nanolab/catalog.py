@@ -46,7 +46,8 @@ def is_resource_fork(name: str) -> bool:
 
 def escapes_root(path: Path, raw_root: Path) -> bool:
     """A symlink whose target lies outside raw_root: never read (policy: raw_root bounds what we touch)."""
-    return path.is_symlink() and not path.resolve().is_relative_to(raw_root.resolve())
+    target = Path(os.path.realpath(path))  # unlike Path.resolve, never raises on a symlink loop
+    return path.is_symlink() and not target.is_relative_to(os.path.realpath(raw_root))
 
 
 def find_raw_files(raw_root: Path) -> list[str]:
