@@ -30,9 +30,10 @@ def write_parquet_atomic(table: pa.Table, path: str | Path) -> Path:
 
 
 def read_parquet(path: str | Path) -> pa.Table:
-    """One file, without the dataset machinery of `pq.read_table` (2 ms less per file)."""
+    """One file, without the dataset machinery of `pq.read_table` (2 ms less per file), on the
+    calling thread: no Arrow thread-pool work may be in flight when a short-lived job exits."""
     with pq.ParquetFile(path) as parquet:
-        return parquet.read()
+        return parquet.read(use_threads=False)
 
 
 def write_parquet_blocks_atomic(blocks: Iterable[pa.Table], path: str | Path) -> int:
