@@ -13,7 +13,7 @@ import json
 import math
 import os
 import zlib
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from .header import HEADER_BYTES, RawFormatError, split_raw
@@ -46,8 +46,10 @@ def is_resource_fork(name: str) -> bool:
 
 def escapes_root(path: Path, raw_root: Path) -> bool:
     """A symlink whose target lies outside raw_root: never read (policy: raw_root bounds what we touch)."""
+    if not path.is_symlink():
+        return False
     target = Path(os.path.realpath(path))  # unlike Path.resolve, never raises on a symlink loop
-    return path.is_symlink() and not target.is_relative_to(os.path.realpath(raw_root))
+    return not target.is_relative_to(os.path.realpath(raw_root))
 
 
 def find_raw_files(raw_root: Path) -> list[str]:
@@ -127,7 +129,7 @@ def _load_cache(cache_path: Path | None, raw_root: Path, timezone: str) -> dict[
 def _save_cache(cache_path: Path, raw_root: Path, timezone: str, catalog: list[RawFile]) -> None:
     cache_path.parent.mkdir(parents=True, exist_ok=True)
     temporary = cache_path.with_name(f".{cache_path.name}.{os.getpid()}.tmp")
-    document = {"key": _cache_key(raw_root, timezone), "files": [asdict(f) for f in catalog]}
+    document = {"key": _cache_key(raw_root, timezone), "files": [vars(f) for f in catalog]}
     temporary.write_text(json.dumps(document), encoding="utf-8")
     os.replace(temporary, cache_path)
 
