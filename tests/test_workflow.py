@@ -306,3 +306,14 @@ def test_datasets_open_as_plain_hive_datasets_in_pyarrow_and_pandas(finished):
         frame = pd.read_parquet(wd.results / dataset)
         assert table.num_rows == len(frame) > 0
         assert {"run_id", "date"} <= set(table.column_names) and {"run_id", "date"} <= set(frame.columns)
+
+
+def test_report_tables_and_html_report(finished):
+    wd, _ = finished
+    qc = (wd.results / "04_report/segmentation_qc.csv").read_text().splitlines()
+    assert len(qc) == 2 and "IV2025-09-11_2.csv" in qc[1]  # only the aborted sweep is flagged
+    staging = (wd.results / "04_report/staging_summary.csv").read_text()
+    assert '"2025-09-11","IV","ok",2' in staging and '"2025-09-11",,"reject",1' in staging  # broken.csv: no procedure
+    wd.snakemake("--report", "results/report.html")
+    html = (wd.results / "report.html").read_text()
+    assert len(html) > 100_000 and "segmentation_qc.csv" in html and "staging_summary.csv" in html

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 
 from .io import read_parquet, write_parquet_atomic
 
@@ -98,3 +99,42 @@ def prune_stale_batches(folder: Path, current: set[Path]) -> list[Path]:
     for path in stale:
         path.unlink()
     return stale
+
+
+def staging_summary(stage: pa.Table) -> pa.Table:
+    """Raw files per day, procedure and status: what the report's staging table shows."""
+    counts = stage.group_by(["date", "proc", "status"]).aggregate([("source_file", "count")])
+    return counts.rename_columns(["date", "proc", "status", "files"]).sort_by([("date", "ascending"), ("proc", "ascending")])
+
+
+def flagged_runs(segments: pa.Table) -> pa.Table:
+    """IV runs worth a look: not segmented, or without exactly the four segment types (aborted sweeps)."""
+    flagged = pc.or_(pc.not_equal(segments["status"], "ok"), pc.invert(pc.fill_null(segments["complete"], False)))
+    flagged = pc.or_(flagged, pc.not_equal(pc.fill_null(segments["n_segments"], 0), 4))
+    table = segments.filter(flagged)
+    return pa.table(
+        {
+            "date": table["date"],
+            "source_file": table["source_file"],
+            "run_id": table["run_id"],
+            "status": table["status"],
+            "n_segments": table["n_segments"],
+            "segment_types": [" ".join(t or []) for t in table["segment_types"].to_pylist()],
+            "segment_points": [" ".join(map(str, p or [])) for p in table["segment_points"].to_pylist()],
+            "reason": table["reason"],
+        }
+    ).sort_by([("date", "ascending"), ("source_file", "ascending")])
+
+
+def segment_point_counts(segments: pa.Table) -> pa.Table:
+    """Points per segment type over all runs: min, median, max, to spot truncated or odd sweeps."""
+    rows = segments.filter(pc.equal(segments["status"], "ok")).select(["segment_types", "segment_points"])
+    long = pa.table({"segment_type": pc.list_flatten(rows["segment_types"]), "points": pc.list_flatten(rows["segment_points"])})
+    stats = long.group_by("segment_type").aggregate([("points", "count"), ("points", "min"), ("points", "approximate_median"), ("points", "max")])
+    return stats.rename_columns(["segment_type", "segments", "min_points", "median_points", "max_points"]).sort_by("segment_type")
+
+
+def write_csv(table: pa.Table, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pacsv.write_csv(table, path)
+    return path

@@ -7,9 +7,28 @@ rule manifests:
         segments=get_segment_batch_manifests,
     output:
         stage=f"{STAGE}/_manifest/manifest.parquet",
-        rejects=f"{STAGE}/_manifest/rejects.csv",
+        rejects=report(
+            f"{STAGE}/_manifest/rejects.csv",
+            caption="../report/rejects.rst",
+            category="Staging",
+        ),
         segments=f"{SEGMENTS}/_manifest/manifest.parquet",
         summary="results/summary.txt",
+        staging_summary=report(
+            "results/04_report/staging_summary.csv",
+            caption="../report/staging_summary.rst",
+            category="Staging",
+        ),
+        segmentation_qc=report(
+            "results/04_report/segmentation_qc.csv",
+            caption="../report/segmentation_qc.rst",
+            category="Segmentation QC",
+        ),
+        segment_points=report(
+            "results/04_report/segment_points.csv",
+            caption="../report/segment_points.rst",
+            category="Segmentation QC",
+        ),
     log:
         "logs/manifests.log",
     conda:
@@ -24,4 +43,6 @@ rule manifests:
         "python -m nanolab manifests --stage-root {params.stage_root:q} --segment-root {params.segment_root:q}"
         " --stage-manifest {output.stage:q} --segment-manifest {output.segments:q}"
         " --rejects {output.rejects:q} --summary {output.summary:q}"
+        " --staging-summary {output.staging_summary:q} --segmentation-qc {output.segmentation_qc:q}"
+        " --segment-points {output.segment_points:q}"
         " --stage-batches {input.stage:q} --segment-batches {input.segments:q} > {log:q} 2>&1"
