@@ -24,10 +24,11 @@ log = logging.getLogger("nanolab")
 def run_stage(args: argparse.Namespace) -> None:
     settings = stage.StageSettings(args.raw_root, args.out_root, load_schema(args.schema), args.timezone)
     table = stage.stage_files(args.raw_files, settings)
-    for row in table.filter(pc.equal(table["status"], "reject")).to_pylist():
+    rejects = table.filter(pc.equal(table["status"], "reject"))
+    for row in rejects.to_pylist():
         log.warning("rejected %s: %s", row["source_file"], row["reason"])
     write_parquet_atomic(table, args.output)
-    log.info("staged %d of %d files", table.num_rows - len(table.filter(pc.equal(table["status"], "reject"))), table.num_rows)
+    log.info("%d raw files: %d rejected", table.num_rows, rejects.num_rows)
 
 
 def run_segment(args: argparse.Namespace) -> None:
