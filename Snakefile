@@ -15,6 +15,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/stage.smk"
 include: "workflow/rules/segment.smk"
 include: "workflow/rules/manifest.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:

@@ -102,6 +102,7 @@ def fresh_workdir(work: Path, raw: Path) -> Path:
     work.mkdir(parents=True)
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     config["raw_root"] = str(raw)
+    config["figures"] = False  # like the baseline: stage and segment only (figures are extra work)
     (work / "config.yaml").write_text(yaml.safe_dump(config))
     return work
 

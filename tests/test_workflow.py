@@ -182,7 +182,7 @@ def test_editing_one_file_reruns_only_its_partition(workdir):
     workdir.snakemake()
     path = workdir.raw_root / "2025-09-11/IV2025-09-11_1.csv"
     path.write_text(path.read_text().replace("\n0.05,", "\n0.050000001,", 1))
-    assert workdir.planned_jobs() == {"stage_batch": 1, "segment_batch": 1, **ALWAYS}
+    assert workdir.planned_jobs() == {"stage_batch": 1, "segment_batch": 1, "iv_figures": 1, **ALWAYS}
     result = workdir.snakemake()
     assert set(re.findall(r"wildcards: date=([\d-]+),", result.stderr)) == {"2025-09-11"}
     assert stage_manifest(workdir).num_rows == 12  # re-running never duplicates rows
@@ -194,7 +194,7 @@ def test_a_new_day_runs_only_that_day(workdir):
     start = SANTIAGO_NOON["2025-09-12"] + 86400
     write_iv(workdir.raw_root / "2025-09-13/IV2025-09-13_1.csv", start, iv_voltages(1.0, 0.05))
     write_run(workdir.raw_root / "2025-09-13/It2025-09-13_1.csv", "It", start + 60, seed=9)
-    assert workdir.planned_jobs() == {"stage_batch": 1, "segment_batch": 1, **ALWAYS}
+    assert workdir.planned_jobs() == {"stage_batch": 1, "segment_batch": 1, "iv_figures": 1, **ALWAYS}
     workdir.snakemake()
     assert stage_manifest(workdir).num_rows == 14 and segment_manifest(workdir).num_rows == 8
 
@@ -202,12 +202,12 @@ def test_a_new_day_runs_only_that_day(workdir):
 def test_changing_dv_threshold_reruns_only_segmentation(workdir):
     workdir.snakemake()
     workdir.write_config(segmentation={"dv_threshold": 0.002})
-    assert workdir.planned_jobs() == {"segment_batch": 3, **ALWAYS}
+    assert workdir.planned_jobs() == {"segment_batch": 3, "iv_figures": 3, **ALWAYS}
 
 
 def test_dry_run_lists_every_job_the_real_run_executes(workdir):
     planned = workdir.planned_jobs()
-    assert planned == {"stage_batch": 3, "segment_batch": 3, **ALWAYS}
+    assert planned == {"stage_batch": 3, "segment_batch": 3, "iv_figures": 3, **ALWAYS}
     result = workdir.snakemake()
     executed = {}
     for line in result.stderr.splitlines():
@@ -314,6 +314,13 @@ def test_report_tables_and_html_report(finished):
     assert len(qc) == 2 and "IV2025-09-11_2.csv" in qc[1]  # only the aborted sweep is flagged
     staging = (wd.results / "04_report/staging_summary.csv").read_text()
     assert '"2025-09-11","IV","ok",2' in staging and '"2025-09-11",,"reject",1' in staging  # broken.csv: no procedure
+    for day in SANTIAGO_NOON:
+        overview = wd.results / f"04_report/iv_overview/date={day}.png"
+        assert overview.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and overview.stat().st_size > 20_000
+    flagged = sorted((wd.results / "04_report/flagged_runs").rglob("*.png"))
+    aborted = segment_manifest(wd).filter(pc.equal(segment_manifest(wd)["n_segments"], 3))["run_id"][0].as_py()
+    assert [p.name for p in flagged] == [f"{aborted}.png"]
     wd.snakemake("--report", "results/report.html")
     html = (wd.results / "report.html").read_text()
-    assert len(html) > 100_000 and "segmentation_qc.csv" in html and "staging_summary.csv" in html
+    assert len(html) > 500_000 and "segmentation_qc.csv" in html and "staging_summary.csv" in html
+    assert "date=2025-09-12.png" in html and f"{aborted}.png" in html

@@ -71,8 +71,33 @@ def get_segment_batch_manifests(wildcards=None):
     ]
 
 
+def get_segment_batch_manifests_of_day(wildcards):
+    return [m for m in get_segment_batch_manifests() if f"/date={wildcards.date}/" in m]
+
+
+def get_figures():
+    """A day's IV figures, for every day with IV runs, when the config asks for figures."""
+    days = sorted(
+        {
+            day
+            for (day, _), files in BATCHES.items()
+            if any(f.proc == "IV" for f in files)
+        }
+    )
+    if not config["figures"]:
+        return []
+    return [f"results/04_report/iv_overview/date={day}.png" for day in days] + [
+        f"results/04_report/flagged_runs/date={day}" for day in days
+    ]
+
+
+def get_results_root(wildcards, output):
+    """`results`, from the overview figure's path (results/04_report/iv_overview/date=…png)."""
+    return str(Path(output.overview).parents[2])
+
+
 def get_final_outputs():
-    return rules.manifests.output
+    return [*rules.manifests.output, *get_figures()]
 
 
 def get_out_root(wildcards, output):
