@@ -135,7 +135,7 @@ def test_iv_runs_are_segmented_into_their_sweep_segments(finished):
     assert negative_first == ["forward_negative", "return_negative", "forward_positive", "return_positive"]
     run = by_file["2025-09-10/IV2025-09-10_1.csv"]
     folder = wd.results / "03_intermediate/iv_segments/proc=IV/date=2025-09-10" / f"run_id={run['run_id']}"
-    assert sorted(p.name for p in folder.iterdir()) == [f"segment={k}" for k in range(4)]
+    assert sorted(p.name for p in folder.iterdir() if not p.name.startswith("_")) == [f"segment={k}" for k in range(4)]
     first = pq.read_table(folder / "segment=0/part-000.parquet")
     assert first["segment_type"].unique().to_pylist() == ["forward_positive"]
     assert first["point_in_segment"].to_pylist() == list(range(first.num_rows))
@@ -180,12 +180,17 @@ def test_touching_a_file_without_changing_it_reruns_nothing(workdir):
 
 def test_editing_one_file_reruns_only_its_partition(workdir):
     workdir.snakemake()
+    staged_before = {p: p.stat().st_mtime_ns for p in workdir.results.rglob("part-000.parquet")}
     path = workdir.raw_root / "2025-09-11/IV2025-09-11_1.csv"
     path.write_text(path.read_text().replace("\n0.05,", "\n0.050000001,", 1))
     assert workdir.planned_jobs() == {"stage_batch": 1, "segment_batch": 1, "iv_figures": 1, **ALWAYS}
     result = workdir.snakemake()
     assert set(re.findall(r"wildcards: date=([\d-]+),", result.stderr)) == {"2025-09-11"}
     assert stage_manifest(workdir).num_rows == 12  # re-running never duplicates rows
+    edited = stage_manifest(workdir).filter(pc.equal(stage_manifest(workdir)["source_file"], "2025-09-11/IV2025-09-11_1.csv"))
+    rewritten = {p for p, mtime in staged_before.items() if p.stat().st_mtime_ns != mtime}
+    # only the edited run's staged file and its segments are rewritten; its batch-mates are reused
+    assert rewritten and all(f"run_id={edited['run_id'][0].as_py()}" in str(p) for p in rewritten)
     assert workdir.planned_jobs() == {}
 
 

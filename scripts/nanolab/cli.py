@@ -59,6 +59,10 @@ def run_manifests(args: argparse.Namespace) -> None:
     """Both manifests, the rejects list and the summary in one job: the end of every run is one step."""
     staged = merge("stage", args.stage_root, args.stage_batches, args.stage_manifest)
     segmented = merge("segment", args.segment_root, args.segment_batches, args.segment_manifest)
+    days = {part.removeprefix("date=") for path in args.segment_batches for part in path.parts if part.startswith("date=")}
+    report_root = args.staging_summary.parent  # results/04_report, where the figure rules write
+    for path in manifest.prune_day_figures(report_root, days):
+        log.info("removed %s: no IV runs on that day any more", path)
     manifest.write_rejects_csv(staged, args.rejects)
     manifest.write_csv(manifest.staging_summary(staged), args.staging_summary)
     manifest.write_csv(manifest.flagged_runs(segmented), args.segmentation_qc)

@@ -10,10 +10,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from . import reuse
 from .io import read_parquet, write_parquet_atomic
 from .segment import SEGMENT_TYPES, Segment, find_segments
 
 SEGMENT_DATASET = "iv_segments"
+RECORD = "_segments.json"
 MANIFEST_SCHEMA = pa.schema(
     [
         ("run_id", pa.string()),
@@ -60,7 +62,7 @@ def segment_table(run: pa.Table, segment: Segment) -> pa.Table:
 
 def replace_run_segments(run_folder: Path, tables: list[pa.Table]) -> None:
     """Write segment=<k> files, then drop segment folders left from an earlier, longer segmentation."""
-    written = set()
+    written = {RECORD}
     for segment_id, table in enumerate(tables):
         folder = run_folder / f"segment={segment_id}"
         write_parquet_atomic(table, folder / "part-000.parquet")
@@ -76,6 +78,9 @@ def segment_run(staged: dict[str, object], settings: SegmentSettings) -> dict[st
     row: dict[str, object] = {key: staged[key] for key in ("run_id", "date", "source_file")}
     row["status"] = "reject"
     run_folder = settings.out_root / SEGMENT_DATASET / "proc=IV" / f"date={staged['date']}" / f"run_id={staged['run_id']}"
+    record, record_key = run_folder / RECORD, reuse.key(repr(settings), reuse.file_crc(Path(str(staged["output"]))))
+    if (saved := reuse.load(record, record_key)) and all((run_folder / f"segment={k}").is_dir() for k in range(saved["n_segments"])):
+        return saved  # segmented before from this very staged file with these settings
     try:
         run = read_parquet(str(staged["output"]))
         row["rows"] = run.num_rows
@@ -95,6 +100,7 @@ def segment_run(staged: dict[str, object], settings: SegmentSettings) -> dict[st
             segment_v_end=[s.v_end for s in segments],
             output=str(run_folder) if segments else None,
         )
+        reuse.save(record, record_key, row)
     except Exception as error:  # noqa: BLE001 - one bad run must never stop the lab's run
         row["reason"] = f"{type(error).__name__}: {error}"
     return row

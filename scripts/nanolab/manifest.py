@@ -138,3 +138,12 @@ def write_csv(table: pa.Table, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     pacsv.write_csv(table, path)
     return path
+
+
+def prune_day_figures(report_root: Path, days: set[str]) -> list[Path]:
+    """Figures of measurement days that no longer have IV runs (their raw files were deleted or moved)."""
+    stale = [p for p in report_root.glob("iv_overview/date=*.png") if p.stem.removeprefix("date=") not in days]
+    stale += [p for p in report_root.glob("flagged_runs/date=*") if p.name.removeprefix("date=") not in days]
+    for path in stale:
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    return stale

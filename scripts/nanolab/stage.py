@@ -11,6 +11,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import pyarrow as pa
 
+from . import reuse
 from .catalog import escapes_root, is_resource_fork
 from .header import HEADER_BYTES, RawFormatError, RawHeader, split_raw
 from .identity import make_run_id, parse_start_time, resolve_date
@@ -55,12 +56,20 @@ MANIFEST_SCHEMA = pa.schema(
 )
 
 
+RECORD = "_stage.json"
+
+
 @dataclass(frozen=True)
 class StageSettings:
     raw_root: Path
     out_root: Path  # results/02_stage
     schema: LabSchema
     timezone: str
+
+    @property
+    def fingerprint(self) -> str:
+        """What, besides a raw file's bytes and path, decides its staged output."""
+        return f"{self.timezone}\x00{self.schema!r}"
 
 
 def relative_source(path: Path, raw_root: Path) -> str:
@@ -145,12 +154,16 @@ def stage_file(path: Path, settings: StageSettings) -> dict[str, object]:
             row.update(run_fields(parameters), unmapped_columns=columns.unmapped, missing_columns=columns.missing)
             damage = Damage()
             output = settings.out_root / STAGE_DATASET / f"proc={spec.name}" / f"date={day}" / f"run_id={run_id}" / "part-000.parquet"
+            record, record_key = output.with_name(RECORD), reuse.key(settings.fingerprint, source, reuse.file_crc(path))
+            if output.exists() and (saved := reuse.load(record, record_key)):
+                return saved | {"start_dt": start}  # staged before from these very bytes
             blocks = with_constants(read_blocks(handle, columns, spec, encoding, damage), run_constants(row, parameters), _raw_header(header))
             rows = write_parquet_blocks_atomic(blocks, output)
         if rows == 0:
             raise RawFormatError("header but no data rows")
         row.update(rows=rows, null_cells=damage.null_cells, skipped_rows=damage.skipped_rows, output=str(output))
         row.update(status="ok", reason=None)
+        reuse.save(record, record_key, row)
     except RawFormatError as error:
         row["reason"] = str(error)
     except OSError as error:
