@@ -8,10 +8,10 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 .PHONY: install run test lint format bench
 install: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-cluster.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV)/bin/python -m pip install --quiet -r requirements-dev.txt -e .
+	$(VENV)/bin/python -m pip install --quiet -r requirements-dev.txt -r requirements-cluster.txt -e .
 	touch $@
 
 run: install
