@@ -74,7 +74,8 @@ def test_profile_parses_names_its_executor_and_uses_only_known_options(name):
 def test_default_profile_keeps_local_runs_sensible():
     settings = profile("default")
     assert settings["rerun-incomplete"] and settings["keep-going"] and settings["retries"] >= 1
-    assert settings["set-threads"] == {"stage_batch": 1, "segment_batch": 1, "iv_figures": 1, "manifests": 1}
+    rules = "".join(p.read_text() for p in (REPO / "workflow/rules").glob("*.smk"))
+    assert len(re.findall(r"^rule \w+:", rules, re.M)) == rules.count("threads: 1") == 4  # single-threaded jobs
     assert "groups" not in settings  # groups would also reshape dry runs; they belong to the cluster profiles
 
 
@@ -319,6 +320,7 @@ def test_cluster_generic_profile_runs_the_workflow_through_qsub_and_its_status_s
     run_snakemake(generic, env, "--profile", str(PROFILES / "cluster-generic"), "--seconds-between-status-checks", "1")
     calls = (jobs / "qsub.calls").read_text().splitlines()
     assert len(calls) == 2, calls  # one job for both days, one for the manifests
-    assert "select=1:ncpus=2:mem=2000mb" in calls[0] and "walltime=25:00" in calls[0]  # two days side by side
+    # two days side by side, each stage 5 + segment 5 + figures 10 minutes (the rules' runtimes)
+    assert "select=1:ncpus=2:mem=2000mb" in calls[0] and "walltime=20:00" in calls[0]
     assert sorted(p.read_text() for p in jobs.glob("*.rc")) == ["0\n", "0\n"]
     assert_same_results(generic, local_run)

@@ -131,6 +131,11 @@ def batch_runtime(wildcards):
     return 5 + int(get_batch_mb(wildcards) / 1000)
 
 
+def manifests_mem_mb(wildcards, input):
+    """Batch manifests are small; the merged ones grow ~1 MB per 10 batches."""
+    return 1000 + len(input) // 10
+
+
 def print_summary():
     summary = Path("results/summary.txt")
     if summary.exists():

@@ -33,8 +33,9 @@ rule manifests:
         "logs/manifests.log",
     conda:
         "../../envs/nanolab.yaml"
+    threads: 1
     resources:
-        mem_mb=lambda wildcards, input: 1000 + len(input) // 10,
+        mem_mb=manifests_mem_mb,
         runtime=10,
     params:
         stage_root=get_stage_root,

@@ -20,6 +20,7 @@ rule iv_figures:
         "logs/figures/date={date}.log",
     conda:
         "../../envs/nanolab.yaml"
+    threads: 1
     resources:
         mem_mb=1000,
         runtime=10,

@@ -9,9 +9,10 @@ rule segment_batch:
         "logs/segment/date={date}/batch={batch}.log",
     conda:
         "../../envs/nanolab.yaml"
+    threads: 1
     resources:
-        mem_mb=1000,
-        runtime=10,
+        mem_mb=batch_mem_mb,
+        runtime=batch_runtime,
     params:
         out_root=get_out_root,
         voltage_column=SEGMENTATION["voltage_column"],

@@ -9,6 +9,7 @@ rule stage_batch:
         "logs/stage/date={date}/batch={batch}.log",
     conda:
         "../../envs/nanolab.yaml"
+    threads: 1
     resources:
         mem_mb=batch_mem_mb,
         runtime=batch_runtime,
