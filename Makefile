@@ -21,10 +21,13 @@ test: install
 	pytest
 
 lint: install
+	ruff check .
+	ruff format --check .
 	snakemake --lint
 	snakefmt --check Snakefile workflow/rules
 
 format: install
+	ruff format .
 	snakefmt Snakefile workflow/rules
 
 bench: install

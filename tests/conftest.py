@@ -1,7 +1,6 @@
 from pathlib import Path
 
 import pytest
-
 from nanolab.schema import LabSchema, load_schema
 
 REPO = Path(__file__).resolve().parents[1]

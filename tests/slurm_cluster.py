@@ -123,8 +123,15 @@ class SlurmCluster:
         self.munge_socket = munge / "munge.socket"
         self._start_daemon(
             "munged",
-            [str(SBIN / "munged"), "--force", f"--socket={self.munge_socket}", f"--key-file={key}",
-             f"--pid-file={munge / 'munged.pid'}", f"--log-file={munge / 'munged.log'}", f"--seed-file={munge / 'munged.seed'}"],  # fmt: skip
+            [
+                str(SBIN / "munged"),
+                "--force",
+                f"--socket={self.munge_socket}",
+                f"--key-file={key}",
+                f"--pid-file={munge / 'munged.pid'}",
+                f"--log-file={munge / 'munged.log'}",
+                f"--seed-file={munge / 'munged.seed'}",
+            ],  # fmt: skip
             pid_file=munge / "munged.pid",
         )
 

@@ -19,7 +19,6 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import yaml
-
 from nanolab.synthetic import write_tree
 from slurm_cluster import SlurmCluster, slurm_cluster  # noqa: F401 - the fixture
 from workflow_runner import REPO, Workdir
@@ -220,7 +219,7 @@ def run_snakemake(wd: Workdir, env: dict[str, str], *args: str, timeout: float =
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, 15)  # snakemake cancels its SLURM jobs on SIGTERM
         output, _ = process.communicate(timeout=60)
-        raise AssertionError(f"snakemake {' '.join(args)} did not finish in {timeout} s:\n{output}")
+        raise AssertionError(f"snakemake {' '.join(args)} did not finish in {timeout} s:\n{output}") from None
     assert process.returncode == 0, f"snakemake {' '.join(args)} failed:\n{output}"
     return output
 

@@ -1,5 +1,4 @@
 import pytest
-
 from nanolab.header import RawFormatError, parse_header, split_raw, unescape
 
 HEADER = (

@@ -1,10 +1,10 @@
 import hashlib
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 from nanolab.identity import date_from_path, make_run_id, resolve_date
 
 # 2025-09-12 02:30 UTC is still 2025-09-11 in Santiago (UTC-3 then).
-LATE_EVENING = datetime(2025, 9, 12, 2, 30, tzinfo=timezone.utc)
+LATE_EVENING = datetime(2025, 9, 12, 2, 30, tzinfo=UTC)
 
 
 def test_day_is_the_start_time_in_the_lab_timezone():
@@ -14,7 +14,7 @@ def test_day_is_the_start_time_in_the_lab_timezone():
 
 def test_fallbacks_path_then_mtime():
     assert resolve_date(None, "2025-09-29/IV2025-09-29_3.csv", 0, "America/Santiago") == (date(2025, 9, 29), "path")
-    mtime = datetime(2025, 1, 2, 15, tzinfo=timezone.utc).timestamp()
+    mtime = datetime(2025, 1, 2, 15, tzinfo=UTC).timestamp()
     assert resolve_date(None, "Alisson_15_sept/Alisson67_015.csv", mtime, "America/Santiago") == (date(2025, 1, 2), "mtime")
 
 

@@ -26,3 +26,13 @@ def test_no_process_pools_and_no_sys_path_edits():
     sources = [*REPO.glob("scripts/**/*.py"), *REPO.glob("workflow/**/*.smk"), REPO / "Snakefile", *REPO.glob("bench/*.py")]
     offenders = [str(p) for p in sources if forbidden.search(p.read_text())]
     assert offenders == []
+
+
+def test_ruff_check_is_clean():
+    result = subprocess.run([str(TOOLS / "ruff"), "check", "."], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ruff_formatted():
+    result = subprocess.run([str(TOOLS / "ruff"), "format", "--check", "."], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr

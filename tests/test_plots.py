@@ -4,7 +4,6 @@ import matplotlib.colors as mcolors
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-
 from nanolab.manifest import flagged_runs
 from nanolab.plots import SEGMENT_COLOURS, day_overview, run_figure, save_png
 from nanolab.segment import find_segments
@@ -31,7 +30,12 @@ def test_day_overview_draws_each_segment_in_its_colour_on_both_panels():
     expected = [SEGMENT_COLOURS[t].lower() for t in ["forward_positive", "return_positive", "forward_negative", "return_negative"] * 1]
     expected += [SEGMENT_COLOURS[t].lower() for t in ["forward_positive", "return_positive", "forward_negative"]]
     assert colours_of(linear) == expected and colours_of(logarithmic) == expected
-    assert [t.get_text() for t in linear.get_legend().get_texts()] == ["forward positive", "return positive", "forward negative", "return negative"]
+    assert [t.get_text() for t in linear.get_legend().get_texts()] == [
+        "forward positive",
+        "return positive",
+        "forward negative",
+        "return negative",
+    ]
     assert (linear.get_xlabel(), linear.get_ylabel(), logarithmic.get_ylabel()) == ("Vsd (V)", "I (A)", "log10 |I| (A)")
     assert "2025-09-12: 2 runs" in figure.get_suptitle()
     log_y = np.concatenate([line.get_ydata() for line in logarithmic.get_lines()])

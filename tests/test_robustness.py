@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-
 from nanolab.synthetic import iv_voltages, make_run, render_raw, write_tree
 from workflow_runner import REPO, Workdir
 
@@ -53,7 +52,6 @@ def assert_same_results(ours: Path, clean: Path) -> None:
 
 
 # --- a hostile raw tree: every case has one manifest row and a defined outcome ----------------
-
 
 
 def hostile_tree(raw: Path) -> dict[str, tuple[str, str]]:

@@ -6,10 +6,8 @@ previous leg's last one), so the row ranges below follow from the leg lengths al
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
-
 from nanolab.segment import SEGMENT_TYPES, Segment, find_segments
 
 FP, RP, FN, RN = SEGMENT_TYPES

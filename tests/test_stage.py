@@ -6,7 +6,6 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
-
 from nanolab.stage import StageSettings, stage_file, stage_files
 
 IV_TEXT = """#Procedure: <laser_setup.procedures.IV.IV>

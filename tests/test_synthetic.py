@@ -4,7 +4,6 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import numpy as np
-
 from nanolab.header import split_raw
 from nanolab.synthetic import iv_voltages, render_raw, write_example_tree, write_tree
 from pymeasure_raw import write_iv_with_pymeasure

@@ -1,7 +1,6 @@
 import io
 
 import pyarrow as pa
-
 from nanolab.schema import normalize_label
 from nanolab.table import Damage, map_columns, read_blocks
 

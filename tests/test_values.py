@@ -1,7 +1,6 @@
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
-
 from nanolab.values import parse_value, split_unit
 
 
@@ -31,8 +30,8 @@ def test_split_unit(text, expected):
         ("None", "str", None),
         ("None", "float", None),
         ("not a number", "float", None),
-        ("1757584800.0", "datetime", datetime(2025, 9, 11, 10, 0, tzinfo=timezone.utc)),
-        ("2025-09-11T07:00:00-03:00", "datetime", datetime(2025, 9, 11, 10, 0, tzinfo=timezone.utc)),
+        ("1757584800.0", "datetime", datetime(2025, 9, 11, 10, 0, tzinfo=UTC)),
+        ("2025-09-11T07:00:00-03:00", "datetime", datetime(2025, 9, 11, 10, 0, tzinfo=UTC)),
     ],
 )
 def test_parse_value(text, kind, expected):

@@ -14,7 +14,6 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 import yaml
-
 from conftest import SCHEMA_FILE
 from nanolab.pipeline import run_in_process
 from nanolab.read import load_runs, load_segments
@@ -300,7 +299,7 @@ def test_read_api_opens_only_the_partitions_asked_for(finished, tmp_path):
     for path in (results / "02_stage/raw_measurements/proc=IV/date=2025-09-11").rglob("*.parquet"):
         path.write_bytes(b"not parquet")  # any attempt to open these would raise
     assert load_runs(results, proc="IV", date=["2025-09-10", "2025-09-12"])["date"].nunique() == 2
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError):  # pyarrow.ArrowInvalid: not a Parquet file
         load_runs(results, proc="IV", date="2025-09-11")
 
 

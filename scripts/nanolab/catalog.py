@@ -19,7 +19,6 @@ from pathlib import Path
 from .header import HEADER_BYTES, RawFormatError, split_raw
 from .identity import make_run_id, parse_start_time, resolve_date
 
-
 CACHE_VERSION = 3
 CHUNK_BYTES = 1 << 20
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 from .values import parse_datetime
@@ -30,7 +30,7 @@ def resolve_date(start: datetime | None, relative_path: str, mtime: float, tz: s
     from_path = date_from_path(relative_path)
     if from_path is not None:
         return from_path, "path"
-    return datetime.fromtimestamp(mtime, tz=timezone.utc).astimezone(zone).date(), "mtime"
+    return datetime.fromtimestamp(mtime, tz=UTC).astimezone(zone).date(), "mtime"
 
 
 def parse_start_time(text: str | None) -> datetime | None:

@@ -15,9 +15,7 @@ import zlib
 from datetime import datetime
 from pathlib import Path
 
-CODE_VERSION = hashlib.blake2b(
-    b"".join(path.read_bytes() for path in sorted(Path(__file__).parent.glob("*.py"))), digest_size=8
-).hexdigest()
+CODE_VERSION = hashlib.blake2b(b"".join(path.read_bytes() for path in sorted(Path(__file__).parent.glob("*.py"))), digest_size=8).hexdigest()
 
 
 def file_crc(path: Path) -> str:

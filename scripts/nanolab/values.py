@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pyarrow as pa
 
@@ -26,7 +26,7 @@ Value = float | int | bool | str | datetime | None
 
 
 def split_unit(text: str) -> tuple[float, str | None] | None:
-    """"60 s" -> (60.0, "s"); "8" -> (8.0, None); text that is not a number -> None."""
+    """ "60 s" -> (60.0, "s"); "8" -> (8.0, None); text that is not a number -> None."""
     match = NUMBER_WITH_UNIT.match(text)
     if match is None:
         return None
@@ -36,14 +36,14 @@ def split_unit(text: str) -> tuple[float, str | None] | None:
 def parse_datetime(text: str) -> datetime | None:
     """Epoch seconds or ISO 8601 (naive ISO counts as UTC) -> aware UTC datetime."""
     try:
-        return datetime.fromtimestamp(float(text), tz=timezone.utc)
+        return datetime.fromtimestamp(float(text), tz=UTC)
     except (ValueError, OverflowError, OSError):
         pass
     try:
         parsed = datetime.fromisoformat(text.strip())
     except ValueError:
         return None
-    return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed.astimezone(timezone.utc)
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def parse_value(text: str, kind: str) -> Value:
