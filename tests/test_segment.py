@@ -1,10 +1,12 @@
-"""find_segments against sweeps whose true boundaries are known by construction.
+"""find_segments against the lab's previous convention (lab-analysis.md §1).
 
-Sweeps are built leg by leg with np.linspace; each leg after the first drops its first point (the
-previous leg's last one), so the row ranges below follow from the leg lengths alone.
+Expected boundaries are worked out by hand in each test from the §1 rules; a row-by-row reference
+loop written from the same text checks the vectorised function on many random sweeps.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pytest
@@ -13,231 +15,282 @@ from nanolab.segment import SEGMENT_TYPES, Segment, find_segments
 FP, RP, FN, RN = SEGMENT_TYPES
 
 
-def sweep(*legs: tuple[float, float, int]) -> np.ndarray:
-    """Concatenate linear legs (v_from, v_to, steps); the first leg has steps+1 rows, the others steps rows."""
-    parts = [np.linspace(a, b, n + 1) for a, b, n in legs]
-    return np.concatenate([parts[0]] + [p[1:] for p in parts[1:]])
+def centivolts(*counts: np.ndarray) -> np.ndarray:
+    """Voltages k / 100 from integer counts: exact set-points, steps of 0.01 V."""
+    return np.concatenate(counts) / 100.0
 
 
-# 0 -> +1 -> -1 -> 0 in 10 mV steps: 401 rows.
-CLEAN = sweep((0.0, 1.0, 100), (1.0, -1.0, 200), (-1.0, 0.0, 100))
-# Rows: 0..100 reach +1 V, 101..200 return to 0 V, 201..300 reach -1 V, 301..400 return to 0 V.
-CLEAN_BOUNDS = [(FP, 0, 101), (RP, 101, 201), (FN, 201, 301), (RN, 301, 401)]
+# 0 -> +3 -> 0 -> -3 -> 0 in 0.01 V steps, 1,201 rows:
+# rows 0..300 = 0.00..3.00, 301..600 = 2.99..0.00, 601..900 = -0.01..-3.00, 901..1200 = -2.99..0.00.
+LAB_SWEEP = centivolts(np.arange(0, 301), np.arange(299, -1, -1), np.arange(-1, -301, -1), np.arange(-299, 1))
 
 
-def summary(segments: list[Segment]) -> list[tuple[str, int, int]]:
-    return [(s.segment_type, s.start, s.stop) for s in segments]
+def summary(segments: list[Segment]) -> list[tuple[str, int, int, str]]:
+    return [(s.segment_type, s.start, s.stop, s.direction) for s in segments]
 
 
-def test_clean_sweep_has_four_exact_segments() -> None:
-    segments = find_segments(CLEAN)
-    assert summary(segments) == CLEAN_BOUNDS
+def test_lab_worked_example() -> None:
+    assert LAB_SWEEP.size == 1201
+    segments = find_segments(LAB_SWEEP)
+    # +3.00 (row 300) ends forward_positive: row 301 (2.99) is the reversal. Row 600 (0.00 after 0.01)
+    # is a zero crossing and opens forward_negative; row 901 (-2.99) reverses; row 1200 (0.00 after
+    # -0.01) crosses zero and opens a 1-row segment, dropped.
+    assert summary(segments) == [
+        (FP, 0, 301, "increasing"),
+        (RP, 301, 600, "decreasing"),
+        (FN, 600, 901, "decreasing"),
+        (RN, 901, 1200, "increasing"),
+    ]
+    assert [s.stop - s.start for s in segments] == [301, 299, 301, 299]
     assert [s.segment_id for s in segments] == [0, 1, 2, 3]
-    assert [s.direction for s in segments] == ["increasing", "decreasing", "decreasing", "increasing"]
-    assert [s.v_start for s in segments] == pytest.approx([0.0, 0.99, -0.01, -0.99], abs=1e-12)
-    assert [s.v_end for s in segments] == pytest.approx([1.0, 0.0, -1.0, 0.0], abs=1e-12)
+    assert [(s.v_start, s.v_end) for s in segments] == [(0.0, 3.0), (2.99, 0.01), (0.0, -3.0), (-2.99, -0.01)]
 
 
 def test_v_start_and_v_end_are_the_rows_at_start_and_stop_minus_one() -> None:
-    for s in find_segments(CLEAN):
-        assert s.v_start == CLEAN[s.start]
-        assert s.v_end == CLEAN[s.stop - 1]
-
-
-def test_noisy_sweep_keeps_types_and_boundaries_within_two_rows() -> None:
-    rng = np.random.default_rng(20240611)
-    noisy = CLEAN + rng.normal(0.0, 2e-4, CLEAN.size)
-    segments = find_segments(noisy)
-    assert [s.segment_type for s in segments] == [FP, RP, FN, RN]
-    for segment, (_, start, stop) in zip(segments, CLEAN_BOUNDS):
-        assert abs(segment.start - start) <= 2
-        assert abs(segment.stop - stop) <= 2
-
-
-def test_noise_on_dwell_at_turning_points_does_not_split_segments() -> None:
-    # The source sits at +-Vmax for 5 readings with 0.2 mV noise: all sub-threshold steps.
-    rng = np.random.default_rng(7)
-    dwell = np.full(5, 1.0) + rng.normal(0.0, 2e-4, 5)
-    v = np.concatenate((np.linspace(0, 1, 101), dwell, np.linspace(1, 0, 101)[1:]))
-    segments = find_segments(v)
-    # The dwell rows (101..105) continue forward_positive; the return starts at row 106.
-    assert summary(segments) == [(FP, 0, 106), (RP, 106, 206)]
+    for s in find_segments(LAB_SWEEP):
+        assert s.v_start == LAB_SWEEP[s.start]
+        assert s.v_end == LAB_SWEEP[s.stop - 1]
 
 
 def test_negative_first_sweep_is_the_mirror() -> None:
-    segments = find_segments(-CLEAN)
-    assert summary(segments) == [(FN, 0, 101), (RN, 101, 201), (FP, 201, 301), (RP, 301, 401)]
-    assert [s.v_start for s in segments] == pytest.approx([0.0, -0.99, 0.01, 0.99], abs=1e-12)
-    assert [s.v_end for s in segments] == pytest.approx([-1.0, 0.0, 1.0, 0.0], abs=1e-12)
+    segments = find_segments(-LAB_SWEEP)
+    assert summary(segments) == [
+        (FN, 0, 301, "decreasing"),
+        (RN, 301, 600, "increasing"),
+        (FP, 600, 901, "increasing"),
+        (RP, 901, 1200, "decreasing"),
+    ]
+    assert [(s.v_start, s.v_end) for s in segments] == [(0.0, -3.0), (-2.99, -0.01), (0.0, 3.0), (2.99, 0.01)]
 
 
-def test_sweep_aborted_in_forward_negative_has_three_segments() -> None:
-    aborted = CLEAN[:250]  # last row is -0.49 V on the way down to -1 V
-    segments = find_segments(aborted)
-    assert summary(segments) == [(FP, 0, 101), (RP, 101, 201), (FN, 201, 250)]
-    assert segments[-1].v_end == pytest.approx(-0.49)
+def test_sweep_aborted_in_forward_negative() -> None:
+    segments = find_segments(LAB_SWEEP[:750])  # last row 749 = -1.49 V on the way down
+    assert summary(segments) == [(FP, 0, 301, "increasing"), (RP, 301, 600, "decreasing"), (FN, 600, 750, "decreasing")]
+    assert segments[-1].v_end == -1.49
 
 
-def test_sweep_aborted_in_forward_positive_has_one_segment() -> None:
-    segments = find_segments(CLEAN[:60])
-    assert summary(segments) == [(FP, 0, 60)]
-    assert segments[0].v_end == pytest.approx(0.59)
+def test_sweep_aborted_in_forward_positive() -> None:
+    segments = find_segments(LAB_SWEEP[:60])
+    assert summary(segments) == [(FP, 0, 60, "increasing")]
+    assert segments[0].v_end == 0.59
 
 
-def test_single_polarity_sweep_has_two_segments() -> None:
-    v = sweep((0.0, 2.0, 100), (2.0, 0.0, 100))  # 20 mV steps
-    assert summary(find_segments(v)) == [(FP, 0, 101), (RP, 101, 201)]
+def test_single_polarity_sweep() -> None:
+    v = centivolts(np.arange(0, 101), np.arange(99, -1, -1))  # 0 -> +1 -> 0, rows 0..200
+    # Row 101 (0.99) reverses; row 200 (0.00) crosses zero and is a dropped 1-row segment.
+    assert summary(find_segments(v)) == [(FP, 0, 101, "increasing"), (RP, 101, 200, "decreasing")]
 
 
-def test_fine_steps_near_zero_do_not_create_boundaries() -> None:
-    # 1 mV steps within +-0.05 V (at the default threshold, so some may count as noise), 20 mV elsewhere.
-    v = sweep(
-        (0.0, 0.05, 50),  # rows 0..50
-        (0.05, 1.05, 50),  # rows 51..100, +1.05 V at row 100
-        (1.05, 0.05, 50),  # rows 101..150
-        (0.05, -0.05, 100),  # rows 151..250, crossing 0 V at row 200
-        (-0.05, -1.05, 50),  # rows 251..300, -1.05 V at row 300
-        (-1.05, -0.05, 50),  # rows 301..350
-        (-0.05, 0.0, 50),  # rows 351..400
+def test_steps_below_threshold_neither_reverse_nor_set_the_direction() -> None:
+    v = np.concatenate(
+        (
+            np.arange(0, 11) / 100,  # rows 0..10: 0.00 .. 0.10
+            [0.1004, 0.0998, 0.1003, 0.0999],  # rows 11..14: dwell, steps of 0.4-0.6 mV
+            np.arange(9, -1, -1) / 100,  # rows 15..24: 0.09 .. 0.00
+            -np.arange(1, 6) / 100,  # rows 25..29: -0.01 .. -0.05
+        )
     )
-    assert summary(find_segments(v)) == [(FP, 0, 101), (RP, 101, 201), (FN, 201, 301), (RN, 301, 401)]
+    segments = find_segments(v, dv_threshold=1e-3)
+    # The dwell's downward steps are noise; row 15 (0.0999 -> 0.09) is the reversal; row 24 (0.01 -> 0.00) crosses zero.
+    assert summary(segments) == [(FP, 0, 15, "increasing"), (RP, 15, 24, "decreasing"), (FN, 24, 30, "decreasing")]
+    assert segments[0].v_end == 0.0999
 
 
-def test_short_segments_are_dropped_and_ids_renumbered() -> None:
-    v = sweep(
-        (0.0, 1.0, 100),  # rows 0..100   forward_positive
-        (1.0, 0.0, 100),  # rows 101..200 return_positive
-        (0.0, -0.03, 3),  # rows 201..203 forward_negative, 3 rows
-        (-0.03, 0.0, 3),  # rows 204..206 return_negative, 3 rows
-        (0.0, 0.5, 50),  # rows 207..256 forward_positive again
+def test_direction_persists_across_a_zero_crossing_made_of_noise_steps() -> None:
+    # Down from +0.05 in 10 mV steps, then 0.01 -> 0.0004 -> -0.0003 (noise steps, 2nd crosses zero), then further down.
+    v = np.array([0.05, 0.04, 0.03, 0.02, 0.01, 0.0004, -0.0003, -0.01, -0.02, -0.03, -0.04])
+    # Row 6 crosses zero (0.0004 > 0, -0.0003 <= 0); its step is noise but the direction stays "decreasing".
+    assert summary(find_segments(v, min_points=1)) == [(RP, 0, 6, "decreasing"), (FN, 6, 11, "decreasing")]
+
+
+def test_a_segment_closed_by_the_step_that_first_sets_the_direction_takes_that_direction() -> None:
+    # Row 2: the first significant step (-10.4 mV) sets "decreasing", then its zero crossing closes rows 0..1.
+    v = np.array([0.0005, 0.0004, -0.01, -0.02, -0.03])
+    assert summary(find_segments(v, min_points=2)) == [(RP, 0, 2, "decreasing"), (FN, 2, 5, "decreasing")]
+    # With a NaN first row the sign checks fail, so the direction alone decides: forward_negative.
+    v = np.array([np.nan, 0.0004, -0.01, -0.02, -0.03])
+    assert summary(find_segments(v, min_points=2)) == [(FN, 0, 2, "decreasing"), (FN, 2, 5, "decreasing")]
+
+
+@pytest.mark.parametrize(("level", "expected"), [(0.0, RN), (0.5, RP), (-2.0, RN)])
+def test_constant_array_is_one_segment_of_unknown_direction(level: float, expected: str) -> None:
+    # No significant step: direction unknown; both <= 0 -> return_negative, both >= 0 -> return_positive.
+    assert summary(find_segments(np.full(100, level))) == [(expected, 0, 100, "unknown")]
+
+
+def test_min_points_drops_short_segments_and_renumbers() -> None:
+    v = centivolts(
+        np.arange(0, 11),  # rows 0..10   0.00 .. 0.10
+        np.arange(9, 0, -1),  # rows 11..19  0.09 .. 0.01
+        np.arange(0, -4, -1),  # rows 20..23  0.00 .. -0.03 (4 rows)
+        np.arange(-2, 0),  # rows 24..25  -0.02, -0.01 (2 rows)
+        np.arange(0, 8),  # rows 26..33  0.00 .. 0.07
     )
-    kept = find_segments(v, min_points=5)
-    assert summary(kept) == [(FP, 0, 101), (RP, 101, 201), (FP, 207, 257)]
-    assert [s.segment_id for s in kept] == [0, 1, 2]
-
-    everything = find_segments(v, min_points=3)
-    assert summary(everything) == [(FP, 0, 101), (RP, 101, 201), (FN, 201, 204), (RN, 204, 207), (FP, 207, 257)]
-    assert [s.segment_id for s in everything] == [0, 1, 2, 3, 4]
-
-
-def test_repeated_type_is_reported_in_order() -> None:
-    v = sweep((0.0, 1.0, 100), (1.0, -1.0, 200), (-1.0, 0.0, 100), (0.0, 1.0, 100))
-    types = [s.segment_type for s in find_segments(v)]
-    assert types == [FP, RP, FN, RN, FP]
-
-
-@pytest.mark.parametrize("level", [0.0, 0.5, -2.0])
-def test_constant_array_has_no_segments(level: float) -> None:
-    assert find_segments(np.full(100, level)) == []
+    everything = find_segments(v, min_points=1)
+    assert summary(everything) == [
+        (FP, 0, 11, "increasing"),
+        (RP, 11, 20, "decreasing"),
+        (FN, 20, 24, "decreasing"),
+        (RN, 24, 26, "increasing"),
+        (FP, 26, 34, "increasing"),
+    ]
+    kept = find_segments(v, min_points=4)  # exactly 4 rows is enough
+    assert summary(kept) == [(FP, 0, 11, "increasing"), (RP, 11, 20, "decreasing"), (FN, 20, 24, "decreasing"), (FP, 26, 34, "increasing")]
+    assert [s.segment_id for s in kept] == [0, 1, 2, 3]
+    assert [s.segment_id for s in find_segments(v, min_points=5)] == [0, 1, 2]
 
 
-def test_noise_only_array_has_no_segments() -> None:
-    rng = np.random.default_rng(3)
-    assert find_segments(0.3 + rng.normal(0.0, 1e-4, 200)) == []
+def test_nan_at_the_turning_point_moves_the_reversal_one_row() -> None:
+    v = LAB_SWEEP.copy()
+    v[300] = np.nan  # +3.00
+    # Steps 300 (2.99 -> NaN) and 301 (NaN -> 2.99) are not significant; row 302 (2.98) is the reversal.
+    assert summary(find_segments(v))[:2] == [(FP, 0, 302, "increasing"), (RP, 302, 600, "decreasing")]
 
 
-def test_flat_stretch_before_ramp_joins_the_ramp() -> None:
-    v = np.concatenate((np.zeros(10), np.linspace(0, 1, 101)[1:]))  # 10 rows at 0 V, then 100 steps up
-    assert summary(find_segments(v)) == [(FP, 0, 110)]
-
-
-@pytest.mark.parametrize("v", [np.array([]), np.array([0.5]), np.array([np.nan, 0.5, np.nan])])
-def test_fewer_than_two_finite_points_give_nothing(v: np.ndarray) -> None:
-    assert find_segments(v) == []
-
-
-def test_two_points_form_one_segment_when_allowed() -> None:
-    assert summary(find_segments(np.array([0.0, 0.5]), min_points=2)) == [(FP, 0, 2)]
-    assert find_segments(np.array([0.0, 0.5])) == []
-
-
-def test_nan_inside_a_segment_is_part_of_its_slice() -> None:
-    v = CLEAN.copy()
-    v[50] = np.nan
-    v[350] = np.nan
-    assert summary(find_segments(v)) == CLEAN_BOUNDS
-
-
-def test_nan_rows_at_the_ends_and_between_segments_belong_to_none() -> None:
-    v = np.concatenate(([np.nan, np.nan], CLEAN, [np.nan]))  # CLEAN row r is row r + 2 here
-    v[2 + 201] = np.nan  # first row of forward_negative
+def test_nan_at_the_zero_row_hides_the_zero_crossing() -> None:
+    v = LAB_SWEEP.copy()
+    v[600] = np.nan  # the 0.00 between return_positive and forward_negative
+    # 0.01 -> NaN and NaN -> -0.01 are neither crossings nor steps; -0.01 -> -0.02 continues "decreasing".
+    # So rows 301..900 stay one segment, from +2.99 to -3.00: mixed signs, decreasing -> forward_negative.
     segments = find_segments(v)
-    assert summary(segments) == [(FP, 2, 103), (RP, 103, 203), (FN, 204, 303), (RN, 303, 403)]
-    assert all(np.isfinite(v[s.start]) and np.isfinite(v[s.stop - 1]) for s in segments)
-    assert segments[2].v_start == pytest.approx(-0.02)
+    assert summary(segments) == [(FP, 0, 301, "increasing"), (FN, 301, 901, "decreasing"), (RN, 901, 1200, "increasing")]
+    assert (segments[1].v_start, segments[1].v_end) == (2.99, -3.0)
 
 
-def test_min_points_counts_finite_rows() -> None:
-    v = np.array([0.0, 0.1, np.nan, np.nan, 0.2, 0.3])
-    assert find_segments(v, min_points=5) == []
-    assert summary(find_segments(v, min_points=4)) == [(FP, 0, 6)]
+def test_nan_rows_count_toward_min_points_and_nan_ends_fail_the_sign_checks() -> None:
+    v = np.array([np.nan, 0.0, 0.01, 0.02, np.nan])
+    segments = find_segments(v, min_points=5)
+    assert summary(segments) == [(FP, 0, 5, "increasing")]  # mixed branch: not decreasing -> forward_positive
+    assert math.isnan(segments[0].v_start) and math.isnan(segments[0].v_end)
+    assert find_segments(v, min_points=6) == []
 
 
-def test_all_nan_gives_nothing() -> None:
-    assert find_segments(np.full(10, np.nan)) == []
+def test_all_nan_is_one_segment_of_unknown_direction() -> None:
+    assert summary(find_segments(np.full(10, np.nan))) == [(FP, 0, 10, "unknown")]
+
+
+def test_empty_and_tiny_inputs() -> None:
+    assert find_segments(np.array([])) == []
+    assert summary(find_segments(np.array([0.5]), min_points=1)) == [(RP, 0, 1, "unknown")]
+    assert find_segments(np.array([0.5])) == []
+    assert summary(find_segments(np.array([0.0, 0.5]), min_points=2)) == [(FP, 0, 2, "increasing")]
 
 
 def test_dv_threshold_decides_what_is_a_step() -> None:
-    # 0.5 mV steps: noise at the default 1 mV threshold, real steps at 0.1 mV.
-    v = sweep((0.0, 0.05, 100), (0.05, -0.05, 200), (-0.05, 0.0, 100))
-    assert find_segments(v, dv_threshold=1e-3) == []
-    assert summary(find_segments(v, dv_threshold=1e-4)) == CLEAN_BOUNDS
+    # 0 -> +0.05 -> -0.05 -> 0 in 0.5 mV steps: at 1 mV every step is noise, at 0.1 mV they are real.
+    v = np.concatenate((np.arange(0, 101), np.arange(99, -101, -1), np.arange(-99, 1))) / 2000
+    coarse = find_segments(v, dv_threshold=1e-3)
+    # No direction ever: the zero crossings alone split it (rows 200 and 400 are 0.00 after a non-zero row);
+    # 0 .. +0.0005 is both >= 0 and not increasing -> return_positive.
+    assert summary(coarse) == [(RP, 0, 200, "unknown"), (RN, 200, 400, "unknown")]
+    fine = find_segments(v, dv_threshold=1e-4)
+    assert summary(fine) == [(FP, 0, 101, "increasing"), (RP, 101, 200, "decreasing"), (FN, 200, 301, "decreasing"), (RN, 301, 400, "increasing")]
 
 
-def test_too_small_dv_threshold_lets_noise_split_segments() -> None:
-    rng = np.random.default_rng(11)
-    dwell = np.full(20, 1.0) + rng.normal(0.0, 2e-4, 20)
-    v = np.concatenate((np.linspace(0, 1, 101), dwell, np.linspace(1, 0, 101)[1:]))
-    assert [s.segment_type for s in find_segments(v, dv_threshold=1e-3, min_points=1)] == [FP, RP]
-    assert len(find_segments(v, dv_threshold=1e-6, min_points=1)) > 2
-
-
-def test_rejects_two_dimensional_input() -> None:
+def test_rejects_bad_arguments() -> None:
     with pytest.raises(ValueError):
         find_segments(np.zeros((3, 3)))
+    with pytest.raises(ValueError):
+        find_segments(np.zeros(3), dv_threshold=0.0)
 
 
-def random_sweep(rng: np.random.Generator) -> tuple[np.ndarray, list[str]]:
-    """A complete sweep with random Vmax (1-8 V), step (2-20 mV) and starting polarity."""
-    vmax = rng.uniform(1.0, 8.0)
-    n = int(round(vmax / rng.uniform(2e-3, 20e-3)))
-    sign = rng.choice([-1.0, 1.0])
-    v = sign * sweep((0.0, vmax, n), (vmax, -vmax, 2 * n), (-vmax, 0.0, n))
-    types = [FP, RP, FN, RN] if sign > 0 else [FN, RN, FP, RP]
-    return v, types
+# --- the §1 text, row by row, as the lab's loop ran it ------------------------------------------------
 
 
-@pytest.mark.parametrize("seed", range(12))
-def test_random_sweeps_are_covered_by_ordered_disjoint_segments(seed: int) -> None:
+def reference(v: np.ndarray, dv_threshold: float, min_points: int) -> list[tuple]:
+    def seg_type(a: float, b: float, direction: str | None) -> str:
+        if a <= 0 and b <= 0:
+            return "forward_negative" if direction == "decreasing" else "return_negative"
+        if a >= 0 and b >= 0:
+            return "forward_positive" if direction == "increasing" else "return_positive"
+        return "forward_negative" if direction == "decreasing" else "forward_positive"
+
+    out: list[tuple] = []
+
+    def close(start: int, stop: int, direction: str | None) -> None:
+        if stop - start >= min_points:
+            a, b = float(v[start]), float(v[stop - 1])
+            out.append((len(out), seg_type(a, b, direction), start, stop, a, b, direction or "unknown"))
+
+    direction, start = None, 0
+    for i in range(1, len(v)):
+        dv = v[i] - v[i - 1]
+        step = None
+        if abs(dv) >= dv_threshold:
+            step = "increasing" if dv > 0 else "decreasing"
+        new = False
+        if step is not None:
+            if direction is None:
+                direction = step
+            elif step != direction:
+                new = True
+        if (v[i - 1] < 0 and v[i] >= 0) or (v[i - 1] > 0 and v[i] <= 0):
+            new = True
+        if new:
+            close(start, i, direction)
+            start = i
+            if step is not None:
+                direction = step
+    if len(v):
+        close(start, len(v), direction)
+    return out
+
+
+def as_tuples(segments: list[Segment]) -> list[tuple]:
+    return [(s.segment_id, s.segment_type, s.start, s.stop, s.v_start, s.v_end, s.direction) for s in segments]
+
+
+def same(a: list[tuple], b: list[tuple]) -> bool:
+    """Equal, NaN voltages included."""
+    return len(a) == len(b) and all(len(x) == len(y) and all(p == q or (p != p and q != q) for p, q in zip(x, y)) for x, y in zip(a, b))
+
+
+def random_sweep(rng: np.random.Generator) -> np.ndarray:
+    """Legs between random targets (crossing zero or not) with random step size, noise, plateaus, NaNs and exact zeros."""
+    level = float(rng.choice([0.0, rng.uniform(-2, 2)]))
+    parts = [np.array([level])]
+    for _ in range(int(rng.integers(1, 7))):
+        target = float(rng.choice([0.0, rng.uniform(-3, 3)]))
+        step = rng.choice([0.0005, 0.001, 0.002, 0.01, 0.05])
+        n = max(1, int(abs(target - level) / step))
+        leg = np.linspace(level, target, n + 1)[1:]
+        if rng.random() < 0.5:
+            leg = leg + rng.normal(0.0, rng.choice([1e-4, 5e-4, 2e-3]), leg.size)
+        parts.append(leg)
+        if rng.random() < 0.4:  # plateau at the target
+            parts.append(target + rng.normal(0.0, 3e-4, int(rng.integers(1, 20))))
+        level = target
+    v = np.concatenate(parts)
+    if rng.random() < 0.5:
+        v = np.round(v, 2)  # set-point-like values, with exact zeros
+    if rng.random() < 0.6:
+        v[rng.random(v.size) < rng.choice([0.01, 0.1])] = np.nan
+    return v
+
+
+@pytest.mark.parametrize("seed", range(300))
+def test_vectorised_equals_the_reference_loop_on_random_sweeps(seed: int) -> None:
     rng = np.random.default_rng(seed)
-    v, types = random_sweep(rng)
-    min_points = int(rng.integers(2, 10))
-    segments = find_segments(v, min_points=min_points)
-
-    assert [s.segment_type for s in segments] == types
-    assert [s.segment_id for s in segments] == list(range(len(segments)))
-    assert all(s.stop - s.start >= min_points for s in segments)
-    assert all(a.stop <= b.start for a, b in zip(segments, segments[1:]))  # ordered and disjoint
-    covered = np.concatenate([np.arange(s.start, s.stop) for s in segments])
-    assert np.array_equal(covered, np.arange(v.size))
+    v = random_sweep(rng)
+    dv_threshold = float(rng.choice([1e-4, 1e-3, 2e-3, 1e-2]))
+    min_points = int(rng.integers(1, 12))
+    expected = reference(v, dv_threshold, min_points)
+    got = as_tuples(find_segments(v, dv_threshold, min_points))
+    assert same(got, expected), (seed, got[:5], expected[:5])
 
 
-@pytest.mark.parametrize("seed", range(6))
-def test_random_aborted_noisy_sweeps_give_ordered_disjoint_segments(seed: int) -> None:
-    rng = np.random.default_rng(100 + seed)
-    v, types = random_sweep(rng)
-    cut = int(rng.integers(2, v.size + 1))
-    v = v[:cut] + rng.normal(0.0, 2e-4, cut)
-    segments = find_segments(v)
-
-    assert [s.segment_type for s in segments] == types[: len(segments)]
-    assert all(s.stop - s.start >= 5 for s in segments)
-    assert all(0 <= a.start < a.stop <= b.start for a, b in zip(segments, segments[1:]))
-    assert all(s.stop <= cut for s in segments)
+def test_reference_loop_agrees_with_the_worked_example() -> None:
+    # Guards the reference itself: it must reproduce the hand-computed §1 example.
+    assert [(t[1], t[2], t[3], t[6]) for t in reference(LAB_SWEEP, 1e-3, 5)] == summary(find_segments(LAB_SWEEP))
+    assert [t[3] - t[2] for t in reference(LAB_SWEEP, 1e-3, 5)] == [301, 299, 301, 299]
 
 
 def test_a_million_points_of_repeated_sweeps() -> None:
-    # Speed is measured by bench/, not asserted here; this checks the long-array result.
-    v = np.tile(sweep((0.0, 8.0, 2000), (8.0, -8.0, 4000), (-8.0, 0.0, 2000))[:-1], 125)  # 1e6 rows
+    # 0 -> +8 -> 0 -> -8 -> 0 at 4 mV, its final 0 V row removed, 125 times: every repeat starts with
+    # 0.00 after -0.004, a zero crossing, so each gives the same four segments.
+    one = np.concatenate((np.arange(0, 2001), np.arange(1999, -1, -1), np.arange(-1, -2001, -1), np.arange(-1999, 0))) * 0.004
+    v = np.tile(one, 125)
     segments = find_segments(v)
-    assert len(segments) == 4 * 125
+    assert v.size == 1_000_000
+    assert [s.segment_type for s in segments] == [FP, RP, FN, RN] * 125
+    assert [s.stop - s.start for s in segments[:4]] == [2001, 1999, 2001, 1999]
