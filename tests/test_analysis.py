@@ -151,21 +151,30 @@ def reference(rows: list[tuple], settings: AnalysisSettings) -> dict[str, list[d
                 row |= {f"i_fit_poly{n}_A": fitted(f"poly{n}", v) if branch == "return" else None for n in orders}
                 out["iv_stats"].append(row)
 
-        returns_by_key = defaultdict(list)
-        for r in stats["return"]:
-            returns_by_key[float(np.round(r[0], settings.hysteresis_decimals)) + 0.0].append(r)
-        values: dict[str, list] = {"raw": [], "std": []} | {f"poly{n}": [] for n in orders}
+        # Hysteresis: each branch's raw samples grouped by the rounded voltage (with set-point voltages
+        # that is the per-voltage statistics); the return fit averaged over the key's return voltages.
+        binned: dict[str, dict[float, dict]] = {}
+        for branch in ("forward", "return"):
+            binned[branch] = defaultdict(lambda: {"currents": [], "voltages": set()})
+            for v, i, _ in groups[key][branch]:
+                b = binned[branch][float(np.round(v, settings.hysteresis_decimals)) + 0.0]
+                b["voltages"].add(v)
+                if i is not None:
+                    b["currents"].append(i)
         h_rows = []
-        for fv, fmean, fstd, _ in stats["forward"]:
-            k = float(np.round(fv, settings.hysteresis_decimals)) + 0.0
-            for rv, rmean, rstd, _ in returns_by_key.get(k, []):
-                row = keys | {"vsd_V": k, "i_forward_A": fmean, "i_return_A": rmean, "i_forward_std_A": fstd, "i_return_std_A": rstd}
-                row["i_hysteresis_raw_A"] = None if fmean is None or rmean is None else fmean - rmean
-                row["i_hysteresis_std_A"] = None if fstd is None or rstd is None else math.sqrt(fstd**2 + rstd**2)
-                for n in orders:
-                    fit = fitted(f"poly{n}", rv)
-                    row[f"i_hysteresis_poly{n}_A"] = None if fmean is None or fit is None else fmean - fit
-                h_rows.append(row)
+        for k in sorted(set(binned["forward"]) & set(binned["return"])):
+            f, r = binned["forward"][k], binned["return"][k]
+            fmean, rmean = (float(np.mean(b["currents"])) if b["currents"] else None for b in (f, r))
+            fstd, rstd = (float(np.std(b["currents"], ddof=1)) if len(b["currents"]) > 1 else None for b in (f, r))
+            row = keys | {"vsd_V": k, "i_forward_A": fmean, "i_return_A": rmean, "i_forward_std_A": fstd, "i_return_std_A": rstd}
+            row["i_hysteresis_raw_A"] = None if fmean is None or rmean is None else fmean - rmean
+            row["i_hysteresis_std_A"] = None if fstd is None or rstd is None else math.sqrt(fstd**2 + rstd**2)
+            for n in orders:
+                fits = [fitted(f"poly{n}", v) for v in sorted(r["voltages"])]
+                fit = None if None in fits else float(np.mean(fits))
+                row[f"i_hysteresis_poly{n}_A"] = None if fmean is None or fit is None else fmean - fit
+            h_rows.append(row)
+        values: dict[str, list] = {"raw": [], "std": []} | {f"poly{n}": [] for n in orders}
         out["hysteresis"] += h_rows
         for method in values:
             points = [(r["vsd_V"], r[f"i_hysteresis_{method}_A"]) for r in h_rows if r[f"i_hysteresis_{method}_A"] is not None]
@@ -266,7 +275,7 @@ def test_realistic_day_with_null_currents_and_other_settings() -> None:
 
 
 def test_noisy_read_back_voltages_match_the_reference() -> None:
-    # Read-back voltages: every row its own exact voltage, hysteresis keys shared by several voltages.
+    # Read-back voltages: every row its own exact voltage, each hysteresis key shared by several voltages.
     rng = np.random.default_rng(5)
     rows = []
     for r in range(2):
@@ -277,7 +286,8 @@ def test_noisy_read_back_voltages_match_the_reference() -> None:
             for k in range(s.start, s.stop):
                 rows.append((f"run{r}", "A", 1, s.segment_type, float(noisy[k]), float(1e-7 * noisy[k] + rng.normal(0, 1e-10))))
     result = check_against_reference(rows, AnalysisSettings(hysteresis_decimals=1, poly_orders=(1, 3)))
-    assert result["hysteresis"].num_rows > result["iv_stats"].num_rows / 4  # many-to-many pairs exist
+    # 160 exact voltages, at most 21 keys of 0.1 V in [-1, 1]: several read-back voltages pooled per key.
+    assert result["iv_stats"].num_rows == 160 and 0 < result["hysteresis"].num_rows <= 21
 
 
 # --- hand-worked days -----------------------------------------------------------------------------------
@@ -390,24 +400,29 @@ def test_groups_sort_by_chip_group_then_chip_number_numerically_nulls_last() -> 
     assert [(f["chip_group"], f["chip_number"], f["n_runs"]) for f in pooled] == [(None, None, 6)]
 
 
-def test_hysteresis_keys_shared_by_several_voltages_pair_every_combination() -> None:
+def test_voltages_sharing_a_hysteresis_key_are_pooled() -> None:
     rows = [
         ("r", "X", 1, "forward_positive", 0.0, 0.0),
         ("r", "X", 1, "forward_positive", 0.101, 1.0),
         ("r", "X", 1, "forward_positive", 0.104, 2.0),
+        ("s", "X", 1, "forward_positive", 0.104, 6.0),
         ("r", "X", 1, "forward_positive", 0.2, 3.0),
         ("r", "X", 1, "return_positive", 0.099, 10.0),
         ("r", "X", 1, "return_positive", 0.102, 20.0),
         ("r", "X", 1, "return_positive", 0.3, 30.0),
+        ("s", "X", 1, "return_positive", 0.3, 50.0),
     ]
-    hysteresis = analyse_day(table(rows), AnalysisSettings(poly_orders=()))["hysteresis"].to_pylist()
-    # Key 0.1 holds 2 forward and 2 return voltages: 4 rows, forward voltage then return voltage order.
-    assert [(h["vsd_V"], h["i_forward_A"], h["i_return_A"], h["i_hysteresis_raw_A"]) for h in hysteresis] == [
-        (0.1, 1.0, 10.0, -9.0),
-        (0.1, 1.0, 20.0, -19.0),
-        (0.1, 2.0, 10.0, -8.0),
-        (0.1, 2.0, 20.0, -18.0),
-    ]
+    result = analyse_day(table(rows), AnalysisSettings(poly_orders=(1,)))
+    (h,) = result["hysteresis"].to_pylist()
+    # Key 0.1: forward samples 1, 2, 6 (mean 3, std sqrt(7)), return 10, 20 (mean 15, std sqrt(50)).
+    assert (h["vsd_V"], h["i_forward_A"], h["i_return_A"]) == (0.1, 3.0, 15.0)
+    assert h["i_forward_std_A"] == pytest.approx(math.sqrt(7.0)) and h["i_return_std_A"] == pytest.approx(math.sqrt(50.0))
+    assert h["i_hysteresis_raw_A"] == -12.0 and h["i_hysteresis_std_A"] == pytest.approx(math.sqrt(57.0))
+    # The return line through (0.099, 10), (0.102, 20), (0.3, 40): its mean value at 0.099 and 0.102.
+    (fit,) = result["iv_fits"].to_pylist()
+    line = (fit["poly1_c0"] + fit["poly1_c1"] * 0.099 + fit["poly1_c0"] + fit["poly1_c1"] * 0.102) / 2
+    assert h["i_hysteresis_poly1_A"] == pytest.approx(3.0 - line)
+    assert result["iv_stats"].num_rows == 4 + 3  # iv_stats keeps every exact voltage
 
 
 def test_peaks_take_the_first_of_equal_values() -> None:

@@ -12,7 +12,8 @@ for one sample) and counts skip null currents. Fits use the return statistics on
 (half to even). Rows whose voltage is null/NaN have no voltage to group by and are left out, as are rows
 of runs without forward rows (no v_max) and rows whose segment type is neither forward nor return.
 Return voltages whose currents are all null keep their statistics row (mean null, n_samples 0) but take
-no part in the fits.
+no part in the fits. Hysteresis joins forward and return on round(V, hysteresis_decimals); voltages of
+one branch sharing a key are pooled (pool_by_key), so the join stays one row per key.
 
 Group-bys are vectorised (one sort, then bincount); only the fits loop, over the few groups.
 """
@@ -333,29 +334,69 @@ def fit_groups(cells: Cells, n_groups: int, orders: tuple[int, ...]) -> Fits:
 # --- hysteresis ----------------------------------------------------------------------------------------
 
 
-def match_branches(cells: Cells, decimals: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Forward and return cell indices joined on (group, round(V, decimals)), with the joined key.
+@dataclass(frozen=True)
+class Hysteresis:
+    """Forward and return statistics joined per (group, rounded voltage), in output order."""
 
-    If several voltages of one branch round to the same key (noisy read-back voltages), every
-    forward/return pair with that key becomes a row, ordered by forward then return voltage: the
-    inner-join semantics of the lab's table merge. Nothing is averaged or dropped silently; with
-    set-point voltages (the lab's sweeps) every key has one voltage per branch and the join is 1:1.
+    group: np.ndarray
+    v: np.ndarray  # the rounded join key
+    forward_mean: np.ndarray
+    forward_std: np.ndarray
+    return_mean: np.ndarray
+    return_std: np.ndarray
+    return_fit: dict[str, np.ndarray]  # poly{n} -> the return fit at the matched return voltage(s)
+
+
+def pool_by_key(cells: Cells, key: np.ndarray, fitted: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Merge cells of one (group, branch) whose voltages share a rounded key.
+
+    Mean and sample std are those of all the merged samples (as if the raw rows had been grouped by
+    the rounded voltage); a fit value is the mean of the fit over the merged voltages. With set-point
+    voltages every key holds one voltage per branch and nothing changes. Pooling keeps the join 1:1:
+    pairing every forward with every return voltage of a key would grow quadratically on noisy
+    read-back voltages. Returns the first cell of every pooled bin and the pooled values.
     """
+    first = np.ones(cells.v.size, dtype=bool)
+    first[1:] = (cells.group[1:] != cells.group[:-1]) | (cells.branch[1:] != cells.branch[:-1]) | (key[1:] != key[:-1])
+    bin_ = np.cumsum(first) - 1
+    n_bins = int(bin_[-1]) + 1 if bin_.size else 0
+    n = cells.n.astype(np.float64)
+    total = np.bincount(bin_, weights=n, minlength=n_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.bincount(bin_, weights=np.where(n > 0, n * cells.mean, 0.0), minlength=n_bins) / total
+        spread = np.where(n > 1, (n - 1) * cells.std**2, 0.0) + np.where(n > 0, n * (cells.mean - mean[bin_]) ** 2, 0.0)
+        std = np.sqrt(np.bincount(bin_, weights=spread, minlength=n_bins) / (total - 1))
+        voltages = np.bincount(bin_, minlength=n_bins)
+        pooled = {name: np.bincount(bin_, weights=values, minlength=n_bins) / voltages for name, values in fitted.items()}
+    std[total < 2] = np.nan
+    single = voltages == 1  # the common case: keep the cell's own values exactly
+    at = np.flatnonzero(first)
+    mean[single], std[single] = cells.mean[at][single], cells.std[at][single]
+    for name, values in pooled.items():
+        values[single] = fitted[name][at][single]
+    return at, {"mean": mean, "std": std} | pooled
+
+
+def join_branches(cells: Cells, decimals: int, fitted: dict[str, np.ndarray]) -> Hysteresis:
+    """Forward and return statistics on (group, round(V, decimals)); keys found on one branch only are dropped."""
     key = np.round(cells.v, decimals) + 0.0
-    forward, backward = np.flatnonzero(cells.branch == 0), np.flatnonzero(cells.branch == 1)
+    # Cells are sorted by (group, branch, v) and rounding keeps the order, so equal keys are adjacent.
+    at, pooled = pool_by_key(cells, key, fitted)
+    group, branch, key = cells.group[at], cells.branch[at], key[at]
     _, key_rank = np.unique(key, return_inverse=True)
-    joint = cells.group * (int(key_rank.max()) + 1 if key_rank.size else 1) + key_rank
-    # Cells are sorted by group then voltage, and rounding keeps that order: both sides are sorted by `joint`.
-    f_keys, f_first, f_count = np.unique(joint[forward], return_index=True, return_counts=True)
-    r_keys, r_first, r_count = np.unique(joint[backward], return_index=True, return_counts=True)
-    _, f_at, r_at = np.intersect1d(f_keys, r_keys, assume_unique=True, return_indices=True)
-    fc, rc = f_count[f_at], r_count[r_at]
-    sizes = fc * rc
-    owner = np.repeat(np.arange(sizes.size), sizes)
-    offset = np.arange(owner.size) - np.repeat(np.cumsum(sizes) - sizes, sizes)
-    f_index = forward[f_first[f_at][owner] + offset // rc[owner]]
-    r_index = backward[r_first[r_at][owner] + offset % rc[owner]]
-    return f_index, r_index, key[f_index]
+    joint = group * (int(key_rank.max()) + 1 if key_rank.size else 1) + key_rank
+    forward, backward = np.flatnonzero(branch == 0), np.flatnonzero(branch == 1)
+    _, f_at, r_at = np.intersect1d(joint[forward], joint[backward], assume_unique=True, return_indices=True)
+    f, r = forward[f_at], backward[r_at]
+    return Hysteresis(
+        group=group[f],
+        v=key[f],
+        forward_mean=pooled["mean"][f],
+        forward_std=pooled["std"][f],
+        return_mean=pooled["mean"][r],
+        return_std=pooled["std"][r],
+        return_fit={name: pooled[name][r] for name in fitted},
+    )
 
 
 def _null_nan(values: np.ndarray) -> pa.Array:
@@ -431,17 +472,17 @@ def analyse_day(segments: pa.Table, settings: AnalysisSettings) -> dict[str, pa.
     per_group |= {name: _null_nan(values) for name, values in fits.per_group.items() if name != "n_points"}
     out["iv_fits"] = _keyed_table("iv_fits", settings, groups, np.arange(n_groups), per_group)
 
-    f, r, key = match_branches(cells, settings.hysteresis_decimals)
-    hysteresis_group = cells.group[f]
+    joined = join_branches(cells, settings.hysteresis_decimals, {f"poly{n}": fits.fitted[f"poly{n}"] for n in orders})
+    key, hysteresis_group = joined.v, joined.group
     with np.errstate(invalid="ignore"):
-        methods = {"raw": cells.mean[f] - cells.mean[r], "std": np.sqrt(cells.std[f] ** 2 + cells.std[r] ** 2)}
-        methods |= {f"poly{n}": cells.mean[f] - fits.fitted[f"poly{n}"][r] for n in orders}
+        methods = {"raw": joined.forward_mean - joined.return_mean, "std": np.sqrt(joined.forward_std**2 + joined.return_std**2)}
+        methods |= {f"poly{n}": joined.forward_mean - joined.return_fit[f"poly{n}"] for n in orders}
     hysteresis = {
         "vsd_V": _null_nan(key),
-        "i_forward_A": _null_nan(cells.mean[f]),
-        "i_return_A": _null_nan(cells.mean[r]),
-        "i_forward_std_A": _null_nan(cells.std[f]),
-        "i_return_std_A": _null_nan(cells.std[r]),
+        "i_forward_A": _null_nan(joined.forward_mean),
+        "i_return_A": _null_nan(joined.return_mean),
+        "i_forward_std_A": _null_nan(joined.forward_std),
+        "i_return_std_A": _null_nan(joined.return_std),
     } | {f"i_hysteresis_{name}_A": _null_nan(values) for name, values in methods.items()}
     out["hysteresis"] = _keyed_table("hysteresis", settings, groups, hysteresis_group, hysteresis)
 
