@@ -1,63 +1,119 @@
-"""IV figures: one line per run and segment, coloured by segment type, both panels, real PNGs."""
+"""Day figures: every run drawn and traceable to its run and chip, stand-out runs flagged and numbered,
+the analysis panels per chip, one figure object reused for many days without leftovers."""
 
 import matplotlib.colors as mcolors
 import numpy as np
-import pandas as pd
 import pyarrow as pa
-from nanolab.manifest import flagged_runs
-from nanolab.plots import SEGMENT_COLOURS, day_overview, run_figure, save_png
+from nanolab.analysis import AnalysisSettings, analyse_day
+from nanolab.plots import CHIP_COLOURS, FLAG_COLOUR, DayFigure, run_infos, runs_table, save_png
 from nanolab.segment import find_segments
 from nanolab.synthetic import iv_voltages
 
 
-def segments_frame(run_id: str, voltages: np.ndarray) -> pd.DataFrame:
-    """Rows the way load_segments returns them, segmented by the real algorithm."""
-    parts = []
-    for s in find_segments(voltages):
-        v = voltages[s.start : s.stop]
-        parts.append(pd.DataFrame({"run_id": run_id, "segment_id": s.segment_id, "segment_type": s.segment_type, "vsd_V": v, "i_A": v * 1e-7}))
-    return pd.concat(parts, ignore_index=True)
+def day_points(runs: list[tuple[str, int, np.ndarray, np.ndarray]]) -> pa.Table:
+    """iv_points rows (run, chip, V, I) segmented by the real algorithm."""
+    columns: dict[str, list] = {name: [] for name in ("run_id", "chip_group", "chip_number", "segment_id", "segment_type", "vsd_V", "i_A")}
+    for run_id, chip, voltage, current in runs:
+        for s in find_segments(voltage):
+            n = s.stop - s.start
+            columns["run_id"] += [run_id] * n
+            columns["chip_group"] += ["Alisson"] * n
+            columns["chip_number"] += [chip] * n
+            columns["segment_id"] += [s.segment_id] * n
+            columns["segment_type"] += [s.segment_type] * n
+            columns["vsd_V"] += voltage[s.start : s.stop].tolist()
+            columns["i_A"] += current[s.start : s.stop].tolist()
+    return pa.table(
+        columns,
+        schema=pa.schema(
+            [(k, pa.int64() if k in ("chip_number", "segment_id") else pa.float64() if k in ("vsd_V", "i_A") else pa.string()) for k in columns]
+        ),
+    )
 
 
-def colours_of(axes) -> list[str]:
-    return [mcolors.to_hex(line.get_color()) for line in axes.get_lines()]
+def manifest_rows(points: pa.Table, extra: list[dict] = ()) -> pa.Table:
+    """Segment manifest rows the way the figure job reads them (sorted by source file)."""
+    rows = []
+    for run_id in sorted(set(points["run_id"].to_pylist())):
+        kinds = {t for r, t in zip(points["run_id"].to_pylist(), points["segment_type"].to_pylist()) if r == run_id}
+        rows.append(
+            {"run_id": run_id, "source_file": f"2025-09-11/{run_id}.csv", "status": "ok", "n_segments": len(kinds), "complete": len(kinds) == 4}
+        )
+    return pa.Table.from_pylist(rows + list(extra))
 
 
-def test_day_overview_draws_each_segment_in_its_colour_on_both_panels():
-    frame = pd.concat([segments_frame("a", iv_voltages(1.0, 0.05)), segments_frame("b", iv_voltages(1.0, 0.05, abort_after=50))])
-    figure = day_overview(frame, "2025-09-12")
-    linear, logarithmic = figure.axes
-    expected = [SEGMENT_COLOURS[t].lower() for t in ["forward_positive", "return_positive", "forward_negative", "return_negative"] * 1]
-    expected += [SEGMENT_COLOURS[t].lower() for t in ["forward_positive", "return_positive", "forward_negative"]]
-    assert colours_of(linear) == expected and colours_of(logarithmic) == expected
-    assert [t.get_text() for t in linear.get_legend().get_texts()] == [
-        "forward positive",
-        "return positive",
-        "forward negative",
-        "return negative",
-    ]
-    assert (linear.get_xlabel(), linear.get_ylabel(), logarithmic.get_ylabel()) == ("Vsd (V)", "I (A)", "log10 |I| (A)")
-    assert "2025-09-12: 2 runs" in figure.get_suptitle()
-    log_y = np.concatenate([line.get_ydata() for line in logarithmic.get_lines()])
-    assert np.nanmax(log_y) == np.log10(1e-7)  # |I| at |V| = 1 V; the 0 A points are left out, not -inf
-    assert not np.isinf(log_y).any()
+def lab_day() -> tuple[pa.Table, pa.Table]:
+    """Six runs on two chips; run 'c' has a 1e-2 A glitch, run 'e' was stopped early."""
+    full, aborted = iv_voltages(1.0, 0.05), iv_voltages(1.0, 0.05, abort_after=50)
+    runs = []
+    for k, name in enumerate("abcdef"):
+        voltage = aborted if name == "e" else full
+        current = voltage / (1e7 * (1 + 0.05 * k))
+        if name == "c":
+            current = current.copy()
+            current[12] = 1e-2
+        runs.append((name, 67 if k % 2 == 0 else 68, voltage, current))
+    points = day_points(runs)
+    missing = {"run_id": "g", "source_file": "2025-09-11/g.csv", "status": "reject", "n_segments": None, "complete": None}
+    return points, manifest_rows(points, [missing])
 
 
-def test_a_day_without_iv_runs_still_gets_a_figure(tmp_path):
-    empty = pd.DataFrame(columns=["run_id", "segment_id", "segment_type", "vsd_V", "i_A"])
-    path = save_png(day_overview(empty, "2025-09-13"), tmp_path / "day.png")
-    assert path.read_bytes()[:4] == b"\x89PNG" and path.stat().st_size > 10_000
-    assert not list(tmp_path.glob(".*.tmp"))
+def test_runs_are_numbered_in_file_order_and_the_odd_ones_flagged():
+    points, runs = lab_day()
+    infos = run_infos(points, runs)
+    assert [(i.number, i.run_id) for i in infos] == [(1, "a"), (2, "b"), (3, "c"), (4, "d"), (5, "e"), (6, "f"), (7, "g")]
+    assert {i.run_id: i.flag for i in infos if i.flag} == {"c": "outlier", "e": "incomplete", "g": "not segmented"}
+    assert [i.chip for i in infos[:6]] == ["Alisson67", "Alisson68"] * 3
+    c = infos[2]
+    assert c.max_abs_i_A == 1e-2 and c.v_max_V == 1.0
+    table = runs_table(infos)
+    assert table.column_names == ["run", "source_file", "chip", "v_max_V", "max_abs_i_A", "n_segments", "flag", "run_id"]
+    assert table["source_file"].to_pylist()[2] == "2025-09-11/c.csv"
 
 
-def test_run_figure_and_flagged_runs():
-    frame = segments_frame("b", iv_voltages(1.0, 0.05, abort_after=50))
-    figure = run_figure(frame, "aborted")
-    assert len(figure.axes[0].get_lines()) == 3
-    manifest = pa.table({
-        "run_id": ["ok", "aborted", "odd", "failed"], "date": ["d"] * 4, "source_file": ["a", "b", "c", "d"],
-        "status": ["ok", "ok", "ok", "reject"], "reason": [None, None, None, "no voltage column"],
-        "n_segments": [4, 3, 5, None], "complete": [True, False, True, None],
-        "segment_types": [["x"] * 4, ["x"] * 3, ["x"] * 5, None], "segment_points": [[5] * 4, [5] * 3, [5] * 5, None],
-    })  # fmt: skip
-    assert flagged_runs(manifest)["run_id"].to_pylist() == ["aborted", "odd", "failed"]
+def test_a_day_figure_traces_runs_to_chips_and_numbers_the_stand_outs(tmp_path):
+    points, runs = lab_day()
+    infos = run_infos(points, runs)
+    analysis = analyse_day(points.drop_columns(["segment_id"]), AnalysisSettings())
+    figure = DayFigure().draw("2025-09-11", points, infos, analysis)
+    (overview, magnitude), (traces, loops) = figure.axes[:2], figure.axes[2:]
+    ordinary, bold = overview.collections  # ordinary runs, then the stand-out ones on top
+    chip_colours = {mcolors.to_hex(c) for c in ordinary.get_colors()}
+    assert chip_colours == {CHIP_COLOURS[0].lower(), CHIP_COLOURS[1].lower()}
+    assert {mcolors.to_hex(c) for c in bold.get_colors()} == {FLAG_COLOUR.lower()}
+    assert len(bold.get_paths()) == 4 + 3  # c: four segments, e: three
+    assert len(ordinary.get_paths()) == 4 * 4
+    assert sorted(t.get_text() for t in overview.texts) == ["#3", "#5"]  # g was never segmented: nothing to draw
+    legend = [t.get_text() for t in overview.get_legend().get_texts()]
+    assert legend == ["Alisson67 (3 runs)", "Alisson68 (3 runs)", "stand out: #3, #5, #7"]
+    assert len(magnitude.collections) == 2 and not np.isinf(np.concatenate([p.vertices[:, 1] for p in magnitude.collections[0].get_paths()])).any()
+    # per chip and V_max group: forward, return and fitted return; hysteresis plus its two peaks
+    groups = analysis["iv_fits"].num_rows
+    assert groups == 2 and len(traces.get_lines()) == 3 * groups and len(loops.get_lines()) == 3 * groups
+    assert "2025-09-11: 7 runs" in figure.get_suptitle()
+    path = save_png(figure, tmp_path / "day.png")
+    assert path.read_bytes()[:4] == b"\x89PNG" and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_one_figure_redrawn_for_another_day_keeps_nothing_of_the_first():
+    canvas = DayFigure()
+    points, runs = lab_day()
+    canvas.draw("2025-09-11", points, run_infos(points, runs), analyse_day(points.drop_columns(["segment_id"]), AnalysisSettings()))
+    small = day_points([("z", 70, iv_voltages(2.0, 0.1), iv_voltages(2.0, 0.1) * 1e-6)])
+    figure = canvas.draw(
+        "2025-09-12", small, run_infos(small, manifest_rows(small)), analyse_day(small.drop_columns(["segment_id"]), AnalysisSettings())
+    )
+    overview = figure.axes[0]
+    assert len(overview.collections) == 1 and not overview.texts
+    assert [t.get_text() for t in overview.get_legend().get_texts()] == ["Alisson70 (1 run)"]
+    assert overview.get_xlim()[1] >= 2.0 and overview.get_ylim()[1] < 1e-3  # limits follow the new day, not the 1e-2 A glitch
+    assert "2025-09-12: 1 run" in figure.get_suptitle()
+
+
+def test_a_day_without_segmented_runs_still_gets_a_figure(tmp_path):
+    empty = day_points([])
+    runs = pa.Table.from_pylist([{"run_id": "x", "source_file": "x.csv", "status": "no_segments", "n_segments": 0, "complete": False}])
+    infos = run_infos(empty, runs)
+    assert [i.flag for i in infos] == ["not segmented"]
+    figure = DayFigure().draw("2025-09-13", empty, infos, analyse_day(empty.drop_columns(["segment_id"]), AnalysisSettings()))
+    assert save_png(figure, tmp_path / "d.png").stat().st_size > 10_000
