@@ -118,11 +118,11 @@ def snakemake(cores: int, *args: str) -> list[str]:
 
 
 def baseline(cores: int, raw: Path, out: Path) -> list[str]:
-    """One plain Python process per core, each running the core functions on its share of the files."""
+    """One plain Python process per core, each running the workflow jobs' one pass on its share of the files."""
     script = (
         "import sys, yaml; from pathlib import Path; from nanolab.pipeline import run_in_process;"
         "config = yaml.safe_load(open(sys.argv[3]));"
-        "run_in_process(Path(sys.argv[1]), Path(sys.argv[2]), config, Path(sys.argv[4]), (int(sys.argv[5]), int(sys.argv[6])))"
+        "run_in_process(Path(sys.argv[1]), Path(sys.argv[2]), config, Path(sys.argv[4]), (int(sys.argv[5]), int(sys.argv[6])), fused=True)"
     )
     schema = REPO / config_value("procedure_schema")
     shards = [f"{sys.executable} -c '{script}' {raw} {out} {REPO / 'config.yaml'} {schema} {k} {cores}" for k in range(cores)]
