@@ -7,6 +7,7 @@ and the segment columns; the header parameters stay in the staged file only (eac
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 from dataclasses import dataclass
@@ -51,6 +52,11 @@ class SegmentSettings:
     voltage_column: str
     dv_threshold: float
     min_segment_points: int
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """What, besides the staged file's bytes, decides a run's segments."""
+        return repr(self)
 
 
 def segment_table(run: pa.Table, segment: Segment) -> pa.Table:
@@ -116,7 +122,7 @@ def segment_run(
         staged_id = f"{staged['output_bytes']}:{staged_crc or file_crc(staged_path)}"
     except OSError as error:
         return row | {"reason": f"unreadable staged file: {error.strerror or error}"}
-    record, record_key = run_folder / RECORD, reuse.key(repr(settings), staged_id)
+    record, record_key = run_folder / RECORD, reuse.key(settings.fingerprint, staged_id)
     if saved := reuse.load(record, record_key):
         return saved.row  # segmented before from this very staged file with these settings, and still whole
     try:

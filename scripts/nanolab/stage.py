@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import os
@@ -69,9 +70,10 @@ class StageSettings:
     schema: LabSchema
     timezone: str
 
-    @property
+    @functools.cached_property
     def fingerprint(self) -> str:
-        """What, besides a raw file's bytes and path, decides its staged output."""
+        """What, besides a raw file's bytes and path, decides its staged output (computed once: the
+        schema's repr cost ~2 ms per file when built for each)."""
         return f"{self.timezone}\x00{self.schema!r}"
 
 
