@@ -4,10 +4,13 @@ the sizes the batch manifests record, and reuse records that are trusted only wh
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from conftest import SCHEMA_FILE
 from nanolab import iv_segments, stage
 from nanolab.batch import process_batch
 from nanolab.synthetic import write_lab_tree
@@ -139,3 +142,18 @@ def test_a_new_segmentation_setting_resegments_from_the_reused_staged_files(tree
     assert mtimes(tmp_path / "out/02_stage") == staged_before
     assert set(fewer["status"].to_pylist()) == {"no_segments"}
     assert not list((tmp_path / "out/03_intermediate").rglob("*.parquet"))  # stale segments removed
+
+
+def test_a_batch_job_never_imports_pandas(tree, tmp_path):
+    """pyarrow would import pandas (~0.5 s CPU per job) on its first conversion of a Python object."""
+    files, _ = tree
+    out = tmp_path / "out"
+    arguments = ["batch", "--raw-root", str(files[0].parents[1]), "--schema", str(SCHEMA_FILE), "--timezone", "America/Santiago",
+                 "--stage-root", str(out / "02"), "--segment-root", str(out / "03"), "--voltage-column", "vsd_V",
+                 "--dv-threshold", "0.001", "--min-segment-points", "5", "--stage-output", str(out / "s.parquet"),
+                 "--segment-output", str(out / "g.parquet"), "--", *map(str, files)]  # fmt: skip
+    script = "import sys; from nanolab.cli import main; main(sys.argv[1:]); print('pandas' in sys.modules, 'pyarrow' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", script, *arguments], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False True"  # pyarrow in use, no pandas module
+    staged = pq.read_table(out / "s.parquet")
+    assert staged.num_rows == len(files) and pq.read_table(out / "g.parquet").num_rows == len(list((out / "03").rglob("_segments.json")))
