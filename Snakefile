@@ -13,7 +13,6 @@ report: "workflow/report/workflow.rst"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/stage.smk"
-include: "workflow/rules/segment.smk"
 include: "workflow/rules/manifest.smk"
 include: "workflow/rules/report.smk"
 

@@ -1,11 +1,14 @@
 """Benchmark the workflow at the lab's scale against the in-process baseline.
 
-    python bench/run.py              # lab scale: 7,636 IV + 2,000 IVg/It runs over 60 days
-    python bench/run.py --small      # ~1,200 files
+    python bench/run.py              # lab scale: 7,636 IV + 2,000 IVg/It runs over 60 days, ~750 MB
+    python bench/run.py --scale 3    # 3x the days (and files)
+    python bench/run.py --small      # 10 days, 1,200 files
     python bench/run.py --cores 2
 
-Prints a table (wall, CPU of everything, CPU and peak RSS of the snakemake process itself, jobs) and writes it as JSON to
-bench/results/. Machines are noisy: each figure is the median of --repeat runs.
+Prints a table (wall, CPU of everything, CPU per raw file, CPU and peak RSS of the snakemake process itself,
+jobs), the full run's split between work (the in-process baseline's CPU on the same data) and orchestration
+(the rest), and writes it as JSON to bench/results/. Machines are noisy: each figure is the median of --repeat
+runs; CPU seconds are less sensitive to other load than wall time.
 """
 
 from __future__ import annotations
@@ -25,10 +28,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import yaml
+from nanolab.synthetic import write_lab_tree
 
 REPO = Path(__file__).resolve().parents[1]
-LAB_SCALE = {"days": 60, "iv_per_day": 127, "ivg_per_day": 17, "it_per_day": 17}  # 7,620 IV + 2,040 others
-SMALL_SCALE = {"days": 10, "iv_per_day": 100, "ivg_per_day": 10, "it_per_day": 10}  # 1,200 files
 JOB_LINE = re.compile(r"^(?:local)?rule (\w+):", re.M)
 
 
@@ -84,26 +86,30 @@ def timed(case: str, command: list[str], cwd: Path, watch_rss: bool = True) -> M
     return Measurement(case, wall, cpu, seen[0] if watch_rss else None, seen[1] if watch_rss else None, jobs)
 
 
-def generate(raw: Path, scale: dict, seed: int) -> int:
-    """Write the raw tree once per scale and seed (deterministic), reuse it afterwards."""
+def generate(raw: Path, scale: float, small: bool, seed: int) -> tuple[int, int]:
+    """Write the raw tree once per scale and seed (deterministic), reuse it afterwards; (files, bytes)."""
     marker = raw / ".generated.json"
-    wanted = {**scale, "seed": seed}
+    wanted = {"generator": "lab-v1", "scale": scale, "small": small, "seed": seed}
     if not (marker.exists() and json.loads(marker.read_text()) == wanted):
         shutil.rmtree(raw, ignore_errors=True)
-        args = ["--days", scale["days"], "--iv-per-day", scale["iv_per_day"], "--ivg-per-day", scale["ivg_per_day"],
-                "--it-per-day", scale["it_per_day"], "--seed", seed, "--start-date", "2025-08-01"]  # fmt: skip
-        subprocess.run([sys.executable, "-m", "nanolab.synthetic", "tree", str(raw), *map(str, args)], check=True)
+        size = ["--small"] if small else ["--scale", str(scale)]
+        subprocess.run([sys.executable, "-m", "nanolab.synthetic", "lab", str(raw), *size, "--seed", str(seed)], check=True)
         marker.write_text(json.dumps(wanted))
-    return sum(1 for _ in raw.rglob("*.csv"))
+    files = list(raw.rglob("*.csv"))
+    return len(files), sum(f.stat().st_size for f in files)
+
+
+def write_config(work: Path, raw: Path, figures: bool) -> None:
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["raw_root"] = str(raw)
+    config["figures"] = figures  # off like the baseline: stage and segment only (figures are extra work)
+    (work / "config.yaml").write_text(yaml.safe_dump(config))
 
 
 def fresh_workdir(work: Path, raw: Path) -> Path:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
-    config["raw_root"] = str(raw)
-    config["figures"] = False  # like the baseline: stage and segment only (figures are extra work)
-    (work / "config.yaml").write_text(yaml.safe_dump(config))
+    write_config(work, raw, figures=False)
     return work
 
 
@@ -112,11 +118,11 @@ def snakemake(cores: int, *args: str) -> list[str]:
 
 
 def baseline(cores: int, raw: Path, out: Path) -> list[str]:
-    """One plain Python process per core, each running the core functions on its share of the files."""
+    """One plain Python process per core, each running the workflow jobs' one pass on its share of the files."""
     script = (
         "import sys, yaml; from pathlib import Path; from nanolab.pipeline import run_in_process;"
         "config = yaml.safe_load(open(sys.argv[3]));"
-        "run_in_process(Path(sys.argv[1]), Path(sys.argv[2]), config, Path(sys.argv[4]), (int(sys.argv[5]), int(sys.argv[6])))"
+        "run_in_process(Path(sys.argv[1]), Path(sys.argv[2]), config, Path(sys.argv[4]), (int(sys.argv[5]), int(sys.argv[6])), fused=True)"
     )
     schema = REPO / config_value("procedure_schema")
     shards = [f"{sys.executable} -c '{script}' {raw} {out} {REPO / 'config.yaml'} {schema} {k} {cores}" for k in range(cores)]
@@ -135,11 +141,9 @@ def edit_one_file(raw: Path) -> None:
 
 
 def add_new_day(raw: Path, seed: int) -> None:
-    day = raw / "2099-01-01"
-    subprocess.run([sys.executable, "-m", "nanolab.synthetic", "tree", str(raw), "--days", "1", "--iv-per-day", "40",
-                    "--ivg-per-day", "5", "--it-per-day", "5", "--seed", str(seed + 1), "--start-date", "2099-01-01"],
-                   check=True)  # fmt: skip
-    assert day.is_dir()
+    """A day of 50 files (40 IV + 5 IVg + 5 It) on 1-3 chips, like the lab's."""
+    paths = write_lab_tree(raw, start_date="2099-01-01", days=1, runs={"IV": 40, "IVg": 5, "It": 5}, seed=seed + 1)
+    assert len(paths) == 50 and (raw / "2099-01-01").is_dir()
 
 
 def run_once(cores: int, raw: Path, work: Path, seed: int) -> list[Measurement]:
@@ -154,22 +158,25 @@ def run_once(cores: int, raw: Path, work: Path, seed: int) -> list[Measurement]:
     measurements.append(timed("one raw file edited", snakemake(cores), wd))
     add_new_day(raw, seed)
     measurements.append(timed("new day of 50 files", snakemake(cores), wd))
+    write_config(wd, raw, figures=True)
+    measurements.append(timed("figures switched on (all days)", snakemake(cores), wd))
     shutil.rmtree(raw / "2099-01-01")
     return measurements
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--small", action="store_true", help="~1,200 files instead of the lab's ~9,700")
+    parser.add_argument("--small", action="store_true", help="10 days, 1,200 files instead of the lab's 60 days, 9,636")
+    parser.add_argument("--scale", type=float, default=1.0, help="x the lab's days and files (3 = 180 days)")
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--repeat", type=int, default=1, help="report medians over this many runs")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, default=REPO / "bench" / "work")
     args = parser.parse_args()
 
-    scale = SMALL_SCALE if args.small else LAB_SCALE
-    raw = args.work / ("raw-small" if args.small else "raw-lab")
-    files = generate(raw, scale, args.seed)
+    name = "small" if args.small else f"lab-x{args.scale:g}"
+    raw = args.work / f"raw-{name}"
+    files, raw_bytes = generate(raw, args.scale, args.small, args.seed)
     runs = [run_once(args.cores, raw, args.work, args.seed) for _ in range(args.repeat)]
     table = [
         Measurement(
@@ -183,19 +190,26 @@ def main() -> None:
         for i in range(len(runs[0]))
     ]
     by_case = {m.case: m for m in table}
-    ratio = by_case["full run"].wall_s / by_case["in-process baseline"].wall_s
-    print(f"\n{files} raw files, --cores {args.cores}, median of {args.repeat}")
-    print(f"{'case':32} {'wall s':>8} {'CPU s':>8} {'snakemake CPU s':>16} {'peak RSS MB':>12} {'jobs':>6}")
+    full, base = by_case["full run"], by_case["in-process baseline"]
+    ratio = full.wall_s / base.wall_s
+    print(f"\n{files} raw files ({raw_bytes / 1e6:.0f} MB), --cores {args.cores}, median of {args.repeat}")
+    print(f"{'case':32} {'wall s':>8} {'CPU s':>8} {'CPU ms/file':>12} {'snakemake CPU s':>16} {'peak RSS MB':>12} {'jobs':>6}")
     for m in table:
         rss = f"{m.peak_rss_mb:.0f}" if m.peak_rss_mb else "-"
         own = f"{m.own_cpu_s:.2f}" if m.own_cpu_s else "-"
-        print(f"{m.case:32} {m.wall_s:8.2f} {m.cpu_s:8.2f} {own:>16} {rss:>12} {m.jobs if m.jobs is not None else '-':>6}")
+        per_file = f"{1000 * m.cpu_s / files:.2f}"
+        print(f"{m.case:32} {m.wall_s:8.2f} {m.cpu_s:8.2f} {per_file:>12} {own:>16} {rss:>12} {m.jobs if m.jobs is not None else '-':>6}")
+    orchestration = full.cpu_s - base.cpu_s
     print(f"full run / in-process baseline (wall): {ratio:.2f}")
+    print(f"full run CPU {full.cpu_s:.1f} s = work {base.cpu_s:.1f} s (in-process baseline, {1000 * base.cpu_s / files:.2f} ms/file)"
+          f" + orchestration {orchestration:.1f} s ({100 * orchestration / full.cpu_s:.0f} %: job start-ups, snakemake's own"
+          f" {full.own_cpu_s or 0:.1f} s)")  # fmt: skip
     out = REPO / "bench" / "results"
     out.mkdir(exist_ok=True)
-    report = {"files": files, "cores": args.cores, "repeat": args.repeat, "small": args.small,
-              "ratio_full_over_baseline": ratio, "measurements": [asdict(m) for m in table]}  # fmt: skip
-    path = out / f"bench-{'small' if args.small else 'lab'}-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    report = {"files": files, "raw_bytes": raw_bytes, "cores": args.cores, "repeat": args.repeat, "small": args.small, "scale": args.scale,
+              "ratio_full_over_baseline": ratio, "work_cpu_s": base.cpu_s, "orchestration_cpu_s": orchestration,
+              "measurements": [asdict(m) for m in table]}  # fmt: skip
+    path = out / f"bench-{name}-{time.strftime('%Y%m%dT%H%M%S')}.json"
     path.write_text(json.dumps(report, indent=2))
     print(f"written {path}")
 

@@ -182,7 +182,7 @@ def test_editing_one_file_reruns_only_its_partition(workdir):
     staged_before = {p: p.stat().st_mtime_ns for p in workdir.results.rglob("part-000.parquet")}
     path = workdir.raw_root / "2025-09-11/IV2025-09-11_1.csv"
     path.write_text(path.read_text().replace("\n0.05,", "\n0.050000001,", 1))
-    assert workdir.planned_jobs() == {"stage_batch": 1, "segment_batch": 1, "iv_figures": 1, **ALWAYS}
+    assert workdir.planned_jobs() == {"stage_batch": 1, "iv_figures": 1, **ALWAYS}
     result = workdir.snakemake()
     assert set(re.findall(r"wildcards: date=([\d-]+),", result.stderr)) == {"2025-09-11"}
     assert stage_manifest(workdir).num_rows == 12  # re-running never duplicates rows
@@ -198,20 +198,30 @@ def test_a_new_day_runs_only_that_day(workdir):
     start = SANTIAGO_NOON["2025-09-12"] + 86400
     write_iv(workdir.raw_root / "2025-09-13/IV2025-09-13_1.csv", start, iv_voltages(1.0, 0.05))
     write_run(workdir.raw_root / "2025-09-13/It2025-09-13_1.csv", "It", start + 60, seed=9)
-    assert workdir.planned_jobs() == {"stage_batch": 1, "segment_batch": 1, "iv_figures": 1, **ALWAYS}
+    assert workdir.planned_jobs() == {"stage_batch": 1, "iv_figures": 1, **ALWAYS}
     workdir.snakemake()
     assert stage_manifest(workdir).num_rows == 14 and segment_manifest(workdir).num_rows == 8
 
 
-def test_changing_dv_threshold_reruns_only_segmentation(workdir):
+def test_changing_a_segmentation_setting_resegments_without_restaging(workdir):
     workdir.snakemake()
-    workdir.write_config(segmentation={"dv_threshold": 0.002})
-    assert workdir.planned_jobs() == {"segment_batch": 3, "iv_figures": 3, **ALWAYS}
+    staged = workdir.results / "02_stage/raw_measurements"
+    staged_before = {p: p.stat().st_mtime_ns for p in staged.rglob("*") if p.is_file()}
+    segments_before = {p: p.stat().st_mtime_ns for p in (workdir.results / "03_intermediate/iv_segments").rglob("*.parquet")}
+    workdir.write_config(segmentation={"min_segment_points": 15})  # drops the aborted sweep's 10-point segment
+    assert workdir.planned_jobs() == {"stage_batch": 3, "iv_figures": 3, **ALWAYS}
+    workdir.snakemake()
+    # every staged file and reuse record is untouched: the staging half of each job reused them all
+    assert {p: p.stat().st_mtime_ns for p in staged.rglob("*") if p.is_file()} == staged_before
+    assert all(p.stat().st_mtime_ns != mtime for p, mtime in segments_before.items() if p.exists())
+    counts = dict(zip(segment_manifest(workdir)["source_file"].to_pylist(), segment_manifest(workdir)["n_segments"].to_pylist()))
+    assert counts == {**workdir.expected_segments, "2025-09-11/IV2025-09-11_2.csv": 2}
+    assert workdir.planned_jobs() == {}
 
 
 def test_dry_run_lists_every_job_the_real_run_executes(workdir):
     planned = workdir.planned_jobs()
-    assert planned == {"stage_batch": 3, "segment_batch": 3, "iv_figures": 3, **ALWAYS}
+    assert planned == {"stage_batch": 3, "iv_figures": 3, **ALWAYS}
     result = workdir.snakemake()
     executed = {}
     for line in result.stderr.splitlines():

@@ -7,6 +7,7 @@ commands run the same way by hand, on a cluster node or in a test.
 from __future__ import annotations
 
 import argparse
+import importlib.abc
 import logging
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import iv_segments, manifest, stage
+from . import batch, iv_segments, manifest, stage
 from .io import read_parquet, write_parquet_atomic
 from .schema import load_schema
 
@@ -29,6 +30,20 @@ def run_stage(args: argparse.Namespace) -> None:
         log.warning("rejected %s: %s", row["source_file"], row["reason"])
     write_parquet_atomic(table, args.output)
     log.info("%d raw files: %d rejected", table.num_rows, rejects.num_rows)
+
+
+def run_batch(args: argparse.Namespace) -> None:
+    """Stage a batch and segment its IV runs: the workflow's one job per (day, batch)."""
+    staging = stage.StageSettings(args.raw_root, args.stage_root, load_schema(args.schema), args.timezone)
+    segmentation = iv_segments.SegmentSettings(args.segment_root, args.voltage_column, args.dv_threshold, args.min_segment_points)
+    staged, segmented = batch.process_batch(args.raw_files, staging, segmentation)
+    for row in staged.filter(pc.equal(staged["status"], "reject")).to_pylist():
+        log.warning("rejected %s: %s", row["source_file"], row["reason"])
+    for row in segmented.filter(pc.not_equal(segmented["status"], "ok")).to_pylist():
+        log.warning("not segmented %s: %s", row["source_file"], row["reason"])
+    write_parquet_atomic(segmented, args.segment_output)
+    write_parquet_atomic(staged, args.stage_output)
+    log.info("%d raw files, %d IV runs segmented", staged.num_rows, segmented.num_rows)
 
 
 def run_segment(args: argparse.Namespace) -> None:
@@ -59,7 +74,7 @@ def run_manifests(args: argparse.Namespace) -> None:
     """Both manifests, the rejects list and the summary in one job: the end of every run is one step."""
     staged = merge("stage", args.stage_root, args.stage_batches, args.stage_manifest)
     segmented = merge("segment", args.segment_root, args.segment_batches, args.segment_manifest)
-    days = {part.removeprefix("date=") for path in args.segment_batches for part in path.parts if part.startswith("date=")}
+    days = set(pc.unique(staged.filter(pc.equal(staged["proc"], "IV"))["date"]).to_pylist())  # days the figure rule draws
     report_root = args.staging_summary.parent  # results/04_report, where the figure rules write
     for path in manifest.prune_day_figures(report_root, days):
         log.info("removed %s: no IV runs on that day any more", path)
@@ -94,6 +109,20 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--output", type=Path, required=True)
     p.set_defaults(run=run_segment)
 
+    p = commands.add_parser("batch", help="stage raw CSVs and segment their IV runs; write both batch manifests")
+    p.add_argument("--raw-root", type=Path, required=True)
+    p.add_argument("--stage-root", type=Path, required=True, help="results/02_stage")
+    p.add_argument("--segment-root", type=Path, required=True, help="results/03_intermediate")
+    p.add_argument("--schema", type=Path, required=True, help="procedure schema YAML")
+    p.add_argument("--timezone", required=True)
+    p.add_argument("--voltage-column", required=True)
+    p.add_argument("--dv-threshold", type=float, required=True)
+    p.add_argument("--min-segment-points", type=int, required=True)
+    p.add_argument("--stage-output", type=Path, required=True, help="stage batch manifest Parquet")
+    p.add_argument("--segment-output", type=Path, required=True, help="segment batch manifest Parquet")
+    p.add_argument("raw_files", type=Path, nargs="*")
+    p.set_defaults(run=run_batch)
+
     p = commands.add_parser("manifests", help="merge batch manifests, remove orphaned outputs, summarize")
     p.add_argument("--stage-root", type=Path, required=True, help="results/02_stage")
     p.add_argument("--segment-root", type=Path, required=True, help="results/03_intermediate")
@@ -110,7 +139,26 @@ def parser() -> argparse.ArgumentParser:
     return main
 
 
+class NoPandas(importlib.abc.MetaPathFinder):
+    """Makes `import pandas` fail at once in a job process.
+
+    pyarrow imports pandas (~0.5 s CPU, more than the interpreter and pyarrow together) the first
+    time it converts any Python object (a list, a scalar), only to ask whether the object is a pandas
+    one. A job never holds one, so it need not pay: pyarrow takes the ImportError as "no pandas"."""
+
+    def find_spec(self, name: str, path: object, target: object = None) -> None:
+        if name == "pandas" or name.startswith("pandas."):
+            raise ModuleNotFoundError("pandas is not used by nanolab jobs", name=name)
+        return None
+
+
+def without_pandas() -> None:
+    if "pandas" not in sys.modules and not any(isinstance(finder, NoPandas) for finder in sys.meta_path):
+        sys.meta_path.insert(0, NoPandas())
+
+
 def main(argv: list[str] | None = None) -> None:
+    without_pandas()
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     args.run(args)

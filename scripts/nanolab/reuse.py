@@ -3,6 +3,8 @@
 A job reruns a whole batch; within it, a run whose input bytes, settings and code are what made
 the output already on disk keeps that output. The proof is a small JSON record beside the output
 (`_stage.json`, `_segments.json`; names starting with `_` are ignored by every Parquet reader).
+It also lists the size and CRC-32 of every file it vouches for: a record is trusted only while
+those files are whole (a truncated or missing file means the run is redone).
 Any change to the package's code invalidates every record.
 """
 
@@ -11,39 +13,56 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import zlib
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+
+from .io import Written, file_crc
 
 CODE_VERSION = hashlib.blake2b(b"".join(path.read_bytes() for path in sorted(Path(__file__).parent.glob("*.py"))), digest_size=8).hexdigest()
 
 
-def file_crc(path: Path) -> str:
+def content_id(path: Path) -> str:
     """Size and CRC-32 of a file's bytes: what changed, not when."""
-    crc = 0
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            crc = zlib.crc32(chunk, crc)
-    return f"{path.stat().st_size}:{crc:08x}"
+    return f"{path.stat().st_size}:{file_crc(path)}"
 
 
 def key(*parts: str) -> str:
     return hashlib.blake2b("\x00".join((CODE_VERSION, *parts)).encode(), digest_size=12).hexdigest()
 
 
-def load(record: Path, expected_key: str) -> dict | None:
-    """The row saved with the output, if it was made from the same inputs; None otherwise."""
+@dataclass(frozen=True)
+class Record:
+    row: dict  # the manifest row saved with the output
+    outputs: list[Written]  # in the order they were saved
+
+
+def is_whole(output: Written) -> bool:
+    """The file is there with the size and bytes it was written with."""
+    try:
+        return os.stat(output.path).st_size == output.size and file_crc(output.path) == output.crc
+    except OSError:
+        return False
+
+
+def load(record: Path, expected_key: str) -> Record | None:
+    """The record saved with the output, if made from the same inputs and its outputs are whole; else None."""
     try:
         document = json.loads(record.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        if document.get("key") != expected_key:
+            return None
+        outputs = [Written(record.parent / name, int(size), str(crc)) for name, size, crc in document["outputs"]]
+        row = document["row"]
+    except (OSError, ValueError, KeyError, TypeError):
         return None
-    return document["row"] if document.get("key") == expected_key else None
+    return Record(row, outputs) if all(is_whole(output) for output in outputs) else None
 
 
-def save(record: Path, record_key: str, row: dict) -> None:
-    """Written after the output itself, so a record never vouches for a half-written run."""
+def save(record: Path, record_key: str, row: dict, outputs: list[Written]) -> None:
+    """Written after the outputs themselves, so a record never vouches for a half-written run."""
+    listed = [[output.path.relative_to(record.parent).as_posix(), output.size, output.crc] for output in outputs]
     temporary = record.with_name(f".{record.name}.tmp")
-    temporary.write_text(json.dumps({"key": record_key, "row": row}, default=_jsonable), encoding="utf-8")
+    temporary.write_text(json.dumps({"key": record_key, "row": row, "outputs": listed}, default=_jsonable), encoding="utf-8")
     os.replace(temporary, record)
 
 

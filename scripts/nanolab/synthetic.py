@@ -3,8 +3,10 @@
 For the bundled example data, tests and benchmarks at the lab's scale:
 
     python -m nanolab.synthetic example data/example_raw
-    python -m nanolab.synthetic tree /tmp/raw              # 7,620 IV + 2,040 IVg/It over 60 days
-    python -m nanolab.synthetic tree /tmp/raw --small      # ~1,200 files
+    python -m nanolab.synthetic lab /tmp/raw               # like the lab's archive: 7,636 IV + 2,000 IVg/It, 60 days, ~750 MB
+    python -m nanolab.synthetic lab /tmp/raw --scale 3     # 3x the days and runs
+    python -m nanolab.synthetic lab /tmp/raw --small       # 10 days, 1,200 files
+    python -m nanolab.synthetic tree /tmp/raw              # evenly spread short sweeps (tests)
 """
 
 from __future__ import annotations
@@ -84,6 +86,8 @@ def make_run(
     step: float = 0.01,
     voltages: np.ndarray | None = None,
     light: bool | None = None,
+    vg_step: float = 0.5,
+    duration_s: float = 120.0,
 ) -> tuple[dict[str, str], list[str], np.ndarray]:
     """Parameters, column labels and data of one plausible run of IV, IVg or It."""
     light = bool(rng.random() < 0.3) if light is None else light
@@ -105,13 +109,13 @@ def make_run(
         parameters.update({"Burn-in time": "60 s", "Chained execution": "False", "Step time": "0.01 s", "VG": "0 V",
                            "VSD start": f"{vmax:g} V", "VSD end": f"{-vmax:g} V", "VSD step": f"{step:g} V"})  # fmt: skip
     elif procedure == "IVg":
-        vg = np.round(np.arange(35.0, -35.0 - 1e-9, -0.5), 6)
+        vg = np.round(np.arange(35.0, -35.0 - 1e-9, -vg_step), 6)
         current = 1e-6 / (1 + np.exp(-(vg - rng.uniform(-5, 5)) / 4)) + rng.normal(0, 1e-10, vg.size)
         data = np.column_stack([vg, current])
         parameters.update({"Burn-in time": "60 s", "Step time": "0.01 s", "VDS": "0.1 V",
-                           "VG start": "35 V", "VG end": "-35 V", "VG step": "0.5 V"})  # fmt: skip
+                           "VG start": "35 V", "VG end": "-35 V", "VG step": f"{vg_step:g} V"})  # fmt: skip
     elif procedure == "It":
-        t = np.arange(0.0, 120.0, 0.5)
+        t = np.arange(0.0, duration_s, 0.5)
         laser_on = (t % 60) >= 30
         current = 1e-6 * (1 + 0.2 * laser_on * light) + rng.normal(0, 1e-9, t.size)
         data = np.column_stack([t, current, np.where(laser_on, laser_voltage, 0.0)])
@@ -152,6 +156,46 @@ def write_tree(
             for n, start in enumerate(day_start_times(day, count, rng, timezone), start=1):
                 vmax = float(rng.choice([1.0, 2.0]))
                 parameters, columns, data = make_run(procedure, rng, start, chip_number=int(rng.integers(60, 80)), vmax=vmax, step=iv_step)
+                path = folder / f"{procedure}{day.isoformat()}_{n}.csv"
+                path.write_text(render_raw(procedure, parameters, start, columns, data))
+                paths.append(path)
+    return paths
+
+
+LAB_RUNS = {"IV": 7636, "IVg": 1000, "It": 1000}  # the lab's archive: 9,636 raw files over 60 days
+LAB_DAYS = 60
+
+
+def lab_iv_sweep(rng: np.random.Generator) -> tuple[float, float, np.ndarray]:
+    """Vmax, step and voltages of a sweep as the lab runs them: 200-1,600 rows (median ~1,000),
+    steps of 5-20 mV, a few aborted by the operator."""
+    rows = int(np.clip(rng.normal(1060, 300), 201, 1600))
+    step = float(rng.choice([0.005, 0.01, 0.02]))
+    vmax = round(step * ((rows - 1) // 4), 9)
+    sweep = iv_voltages(vmax, step)
+    aborted = rng.random() < 0.03 and sweep.size > 300
+    return vmax, step, sweep[: int(rng.integers(200, sweep.size))] if aborted else sweep
+
+
+def write_lab_tree(root: Path, *, start_date: str, days: int, runs: dict[str, int], seed: int, timezone: str = "America/Santiago") -> list[Path]:
+    """A tree shaped like the lab's archive: `runs` per procedure spread unevenly over `days`, each day
+    measuring 1-3 chips (every run of the day is on one of them), IV sweeps of realistic length."""
+    rng = np.random.default_rng(seed)
+    first = date.fromisoformat(start_date)
+    per_day = {procedure: rng.multinomial(count, np.full(days, 1 / days)) for procedure, count in runs.items()}
+    paths = []
+    for offset in range(days):
+        day = first + timedelta(days=offset)
+        folder = root / day.isoformat()
+        folder.mkdir(parents=True, exist_ok=True)
+        chips = rng.choice(np.arange(60, 80), size=int(rng.integers(1, 4)), replace=False)
+        for procedure, counts in per_day.items():
+            for n, start in enumerate(day_start_times(day, int(counts[offset]), rng, timezone), start=1):
+                vmax, step, voltages = lab_iv_sweep(rng) if procedure == "IV" else (1.0, 0.01, None)
+                chip = int(rng.choice(chips))
+                parameters, columns, data = make_run(
+                    procedure, rng, start, chip_number=chip, vmax=vmax, step=step, voltages=voltages, vg_step=0.2, duration_s=260.0
+                )
                 path = folder / f"{procedure}{day.isoformat()}_{n}.csv"
                 path.write_text(render_raw(procedure, parameters, start, columns, data))
                 paths.append(path)
@@ -209,8 +253,20 @@ def main(argv: list[str] | None = None) -> None:
     tree.add_argument("--it-per-day", type=int, default=17)
     tree.add_argument("--seed", type=int, default=0)
     tree.add_argument("--start-date", default="2025-08-01")
+    lab = commands.add_parser("lab", help="a tree shaped like the lab's archive (x --scale: more days, same days' shape)")
+    lab.add_argument("root", type=Path)
+    lab.add_argument("--scale", type=float, default=1.0, help="days and runs x this factor (3 = 180 days)")
+    lab.add_argument("--small", action="store_true", help="10 days, 1,200 files (1,000 IV)")
+    lab.add_argument("--seed", type=int, default=0)
+    lab.add_argument("--start-date", default="2025-08-01")
     args = parser.parse_args(argv)
-    if args.command == "example":
+    if args.command == "lab":
+        runs = {procedure: round(count * args.scale) for procedure, count in LAB_RUNS.items()}
+        days = max(1, round(LAB_DAYS * args.scale))
+        if args.small:
+            runs, days = {"IV": 1000, "IVg": 100, "It": 100}, 10
+        paths = write_lab_tree(args.root, start_date=args.start_date, days=days, runs=runs, seed=args.seed)
+    elif args.command == "example":
         paths = write_example_tree(args.root)
     elif args.small:
         paths = write_tree(args.root, start_date=args.start_date, days=10, iv_per_day=100, ivg_per_day=10, it_per_day=10, seed=args.seed)

@@ -1,12 +1,17 @@
 """The data table after `#Data:`: labels mapped to canonical names, cells typed, damage counted.
 
 Read block by block with pyarrow's streaming CSV reader, so a 200 MB file is staged in bounded
-memory; a typical file (~30 KB) is a single block.
+memory; a typical file (~100 KB) is a single block. Such a file is first read with every column
+typed float64 by the CSV reader itself (~3x cheaper than checking each cell's text): when that fails
+(a cell that is not a number) or yields a non-finite value (the reader accepts spellings such as
+`Infinity` that the text path does not), the same bytes go through the text path, so the result and
+its damage counts are always what the text path gives.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -58,11 +63,51 @@ def map_columns(label_line: str, spec: ProcedureSpec) -> Columns:
 def to_float(column: pa.Array) -> pa.Array:
     """Text cells to float64; cells that are not numbers become null instead of failing the file."""
     numeric = pc.match_substring_regex(column, FLOAT_CELL, ignore_case=True)
-    return pc.if_else(numeric, column, pa.scalar(None, pa.string())).cast(pa.float64())
+    return pc.if_else(numeric, pc.utf8_trim_whitespace(column), pa.scalar(None, pa.string())).cast(pa.float64())
 
 
 def read_blocks(source: BinaryIO, columns: Columns, spec: ProcedureSpec, encoding: str, damage: Damage) -> Iterator[pa.Table]:
     """Typed tables, one per block of rows. `source` is positioned just after the label row."""
+    start = source.tell()
+    head = source.read(BLOCK_BYTES + 1)
+    if len(head) <= BLOCK_BYTES:  # the whole table is in `head`
+        if (table := read_floats(head, columns, encoding, damage)) is not None:
+            if table.num_rows:
+                yield table
+            return
+        source = io.BytesIO(head)
+    else:
+        source.seek(start)
+    yield from read_text_blocks(source, columns, spec, encoding, damage)
+
+
+def read_floats(data: bytes, columns: Columns, encoding: str, damage: Damage) -> pa.Table | None:
+    """The table with every cell parsed as float64 by the CSV reader, or None if any cell is not a finite number or empty."""
+    skipped = 0
+
+    def skip_ragged(_row: object) -> str:
+        nonlocal skipped
+        skipped += 1
+        return "skip"
+
+    try:
+        table = pacsv.read_csv(
+            pa.py_buffer(data),
+            read_options=pacsv.ReadOptions(column_names=columns.names, use_threads=False, block_size=BLOCK_BYTES, encoding=encoding),
+            parse_options=pacsv.ParseOptions(invalid_row_handler=skip_ragged),
+            convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(columns.names, pa.float64())),
+        ).combine_chunks()
+    except pa.ArrowInvalid:
+        return None
+    if not all(pc.all(pc.is_finite(column)).as_py() in (True, None) for column in table.columns):
+        return None
+    damage.skipped_rows += skipped
+    damage.null_cells += sum(column.null_count for column in table.columns)
+    return table
+
+
+def read_text_blocks(source: BinaryIO, columns: Columns, spec: ProcedureSpec, encoding: str, damage: Damage) -> Iterator[pa.Table]:
+    """Every cell read as text, then typed: numbers, nulls counted, unmapped text columns kept as text."""
 
     def skip_ragged(_row: object) -> str:
         damage.skipped_rows += 1

@@ -24,9 +24,9 @@ if not RAW_ROOT.is_dir():
     )
 
 # Jobs are batches (one per measurement day, split only when a day exceeds batch_size), never one
-# per file: a spawned Python job costs ~0.4 s CPU, staging one file ~3 ms.
-# Outputs: each job declares ONE output, its batch manifest; the per-run Parquet files it lists
-# are written beside it. Declaring those 10,000 files made a no-op rerun 4.3 s instead of ~1 s, and
+# per file: a spawned Python job costs ~0.3 s CPU, staging and segmenting one file ~3-5 ms.
+# Outputs: each job declares its two batch manifests (stage, segments); the per-run Parquet files
+# they list are written beside them. Declaring those 10,000 files made a no-op rerun 4.3 s instead of ~1 s, and
 # a directory() per job cannot work because Hive partitions are by procedure, not by day.
 # Inputs: the raw files are passed as params with a content fingerprint, not declared as input
 # files. Declared, Snakemake 9's scheduler stats every input of every ready job on each
@@ -63,11 +63,10 @@ def get_stage_batch_manifests(wildcards=None):
 
 
 def get_segment_batch_manifests(wildcards=None):
-    """Segmentation jobs exist only for batches holding IV runs."""
+    """Every batch job writes a segment manifest too (empty without IV runs)."""
     return [
         f"{SEGMENTS}/_batches/date={day}/batch={label}.parquet"
-        for (day, label), files in BATCHES.items()
-        if any(f.proc == "IV" for f in files)
+        for day, label in BATCHES
     ]
 
 
@@ -100,21 +99,21 @@ def get_final_outputs():
     return [*rules.manifests.output, *get_figures()]
 
 
-def get_out_root(wildcards, output):
-    """results/02_stage or results/03_intermediate, from where the rule's first output lives
+def _root_of(output_path):
+    """results/02_stage or results/03_intermediate, from a manifest's path
     (`<root>/_batches/date=…/batch=….parquet` or `<root>/_manifest/….parquet`)."""
-    path = Path(output[0])
+    path = Path(output_path)
     return str(
         path.parents[2] if path.parent.name.startswith("date=") else path.parents[1]
     )
 
 
 def get_stage_root(wildcards, output):
-    return str(Path(output.stage).parents[1])
+    return _root_of(output.stage)
 
 
 def get_segment_root(wildcards, output):
-    return str(Path(output.segments).parents[1])
+    return _root_of(output.segments)
 
 
 def get_batch_mb(wildcards):

@@ -1,0 +1,159 @@
+"""The workflow job's one pass (stage, then segment from memory) against the straightforward path,
+the sizes the batch manifests record, and reuse records that are trusted only while their outputs are whole."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from conftest import SCHEMA_FILE
+from nanolab import iv_segments, stage
+from nanolab.batch import process_batch
+from nanolab.synthetic import write_lab_tree
+
+SEGMENT_COLUMNS = {"segment_id", "segment_type", "segment_v_start", "segment_v_end", "segment_direction", "point_in_segment"}
+
+
+def damaged_copies(raw: Path) -> None:
+    """IV files the fast float path cannot take: a spelled-out infinity, a ragged row, a cut last line."""
+    source = sorted(raw.rglob("IV*.csv"))[0]
+    lines = source.read_text().splitlines()
+    data = lines.index("#Data:") + 2
+    infinity = lines[: data + 3] + [lines[data + 3].replace(lines[data + 3].split(",")[1], "Infinity", 1)] + lines[data + 4 :]
+    ragged = lines[: data + 5] + ["0.5,1e-9"] + lines[data + 5 :]
+    for name, text in (("IV_infinity.csv", infinity), ("IV_ragged.csv", ragged)):
+        (source.parent / name).write_text("\n".join(text).replace("Start time: ", f"Start time: {len(name)}", 1) + "\n")
+    (source.parent / "IV_cut.csv").write_text(source.read_text()[:-7])
+
+
+@pytest.fixture
+def tree(tmp_path, lab_schema):
+    raw = tmp_path / "raw"
+    write_lab_tree(raw, start_date="2025-09-01", days=2, runs={"IV": 5, "IVg": 1, "It": 1}, seed=3)
+    damaged_copies(raw)
+    files = sorted(raw.rglob("*.csv"))
+
+    def settings(out: Path, min_points: int = 5) -> tuple[stage.StageSettings, iv_segments.SegmentSettings]:
+        return (
+            stage.StageSettings(raw, out / "02_stage", lab_schema, "America/Santiago"),
+            iv_segments.SegmentSettings(out / "03_intermediate", "vsd_V", 1e-3, min_points),
+        )
+
+    return files, settings
+
+
+def parquet_files(root: Path) -> dict[str, Path]:
+    return {p.relative_to(root).as_posix(): p for p in root.rglob("part-*.parquet")}
+
+
+def test_one_pass_equals_staging_everything_then_segmenting_from_the_files(tree, tmp_path):
+    files, settings = tree
+    staging, segmentation = settings(tmp_path / "fused")
+    fused_stage, fused_segments = process_batch(files, staging, segmentation)
+    staging, segmentation = settings(tmp_path / "plain")
+    plain_stage = stage.stage_files(files, staging)
+    plain_segments = iv_segments.segment_runs(plain_stage, segmentation)
+    drop = ["output"]  # absolute paths under different roots
+    assert fused_stage.drop_columns(drop).equals(plain_stage.drop_columns(drop))
+    assert fused_segments.drop_columns(drop).equals(plain_segments.drop_columns(drop))
+    rows = {r["source_file"].rsplit("/", 1)[1]: r for r in fused_stage.to_pylist()}
+    assert rows["IV_infinity.csv"]["null_cells"] == 1 and rows["IV_ragged.csv"]["skipped_rows"] == 1
+    assert rows["IV_cut.csv"]["status"] == "ok"
+    ours, reference = parquet_files(tmp_path / "fused"), parquet_files(tmp_path / "plain")
+    assert ours.keys() == reference.keys() and len(ours) > 20
+    for name, path in ours.items():
+        assert pq.read_table(path).equals(pq.read_table(reference[name])), name
+
+
+def test_manifests_record_the_size_of_every_file_written(tree, tmp_path):
+    files, settings = tree
+    staged, segmented = process_batch(files, *settings(tmp_path / "out"))
+    for row in staged.to_pylist():
+        if row["status"] == "ok":
+            assert row["output_bytes"] == os.stat(row["output"]).st_size > 0
+    for row in segmented.to_pylist():
+        folder = Path(row["output"])
+        assert row["segment_bytes"] == [os.stat(folder / f"segment={k}/part-000.parquet").st_size for k in range(row["n_segments"])]
+
+
+def test_segment_files_hold_data_and_run_columns_but_not_header_parameters(tree, tmp_path):
+    files, settings = tree
+    staged, segmented = process_batch(files, *settings(tmp_path / "out"))
+    row = segmented.to_pylist()[0]
+    columns = set(pq.read_schema(Path(row["output"]) / "segment=0/part-000.parquet").names)
+    data = {"vsd_V", "i_A", "plate_t_degC", "ambient_t_degC", "clock_ms"}
+    run = {"start_dt", "date_origin", "source_file", "with_light", "wavelength_nm", "laser_voltage_V", "chip_group", "chip_number"}
+    run |= {"sample", "procedure_version"}
+    assert columns == data | run | SEGMENT_COLUMNS
+    staged_file = next(r["output"] for r in staged.to_pylist() if r["run_id"] == row["run_id"])
+    assert {"burn_in_time_s", "nplc", "vsd_step_V"} <= set(pq.read_schema(staged_file).names)  # parameters: staged file only
+
+
+def mtimes(root: Path) -> dict[Path, int]:
+    return {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
+
+
+def test_a_rerun_reuses_every_whole_output(tree, tmp_path):
+    files, settings = tree
+    first = process_batch(files, *settings(tmp_path / "out"))
+    before = mtimes(tmp_path / "out")
+    again = process_batch(files, *settings(tmp_path / "out"))
+    assert mtimes(tmp_path / "out") == before
+    assert again[0].equals(first[0]) and again[1].equals(first[1])
+
+
+def test_a_truncated_staged_file_is_restaged(tree, tmp_path):
+    files, settings = tree
+    staged, segmented = process_batch(files, *settings(tmp_path / "out"))
+    row = next(r for r in staged.to_pylist() if r["status"] == "ok" and r["proc"] == "IV")
+    output = Path(row["output"])
+    whole = output.read_bytes()
+    output.write_bytes(whole[:100])
+    again_staged, again_segmented = process_batch(files, *settings(tmp_path / "out"))
+    assert output.read_bytes() == whole  # staged again from the raw file, not trusted from the record
+    assert again_staged.equals(staged) and again_segmented.equals(segmented)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "delete"])
+def test_a_damaged_segment_file_is_resegmented(tree, tmp_path, damage):
+    files, settings = tree
+    staged, segmented = process_batch(files, *settings(tmp_path / "out"))
+    row = next(r for r in segmented.to_pylist() if r["n_segments"] == 4)
+    target = Path(row["output"]) / "segment=2/part-000.parquet"
+    whole = target.read_bytes()
+    target.write_bytes(whole[:100]) if damage == "truncate" else target.unlink()
+    staged_before = Path(next(r["output"] for r in staged.to_pylist() if r["run_id"] == row["run_id"])).stat().st_mtime_ns
+    again_staged, again_segmented = process_batch(files, *settings(tmp_path / "out"))
+    assert target.read_bytes() == whole
+    assert again_segmented.equals(segmented) and again_staged.equals(staged)
+    staged_after = Path(next(r["output"] for r in staged.to_pylist() if r["run_id"] == row["run_id"])).stat().st_mtime_ns
+    assert staged_after == staged_before  # only the segments were redone
+
+
+def test_a_new_segmentation_setting_resegments_from_the_reused_staged_files(tree, tmp_path):
+    files, settings = tree
+    staged, _ = process_batch(files, *settings(tmp_path / "out"))
+    staged_before = mtimes(tmp_path / "out/02_stage")
+    _, fewer = process_batch(files, *settings(tmp_path / "out", min_points=10_000))
+    assert mtimes(tmp_path / "out/02_stage") == staged_before
+    assert set(fewer["status"].to_pylist()) == {"no_segments"}
+    assert not list((tmp_path / "out/03_intermediate").rglob("*.parquet"))  # stale segments removed
+
+
+def test_a_batch_job_never_imports_pandas(tree, tmp_path):
+    """pyarrow would import pandas (~0.5 s CPU per job) on its first conversion of a Python object."""
+    files, _ = tree
+    out = tmp_path / "out"
+    arguments = ["batch", "--raw-root", str(files[0].parents[1]), "--schema", str(SCHEMA_FILE), "--timezone", "America/Santiago",
+                 "--stage-root", str(out / "02"), "--segment-root", str(out / "03"), "--voltage-column", "vsd_V",
+                 "--dv-threshold", "0.001", "--min-segment-points", "5", "--stage-output", str(out / "s.parquet"),
+                 "--segment-output", str(out / "g.parquet"), "--", *map(str, files)]  # fmt: skip
+    script = "import sys; from nanolab.cli import main; main(sys.argv[1:]); print('pandas' in sys.modules, 'pyarrow' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", script, *arguments], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False True"  # pyarrow in use, no pandas module
+    staged = pq.read_table(out / "s.parquet")
+    assert staged.num_rows == len(files) and pq.read_table(out / "g.parquet").num_rows == len(list((out / "03").rglob("_segments.json")))
