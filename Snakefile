@@ -1,4 +1,4 @@
-# nanolab: raw PyMeasure CSVs -> staged Parquet -> IV sweep segments.
+# nanolab: raw PyMeasure CSVs -> staged Parquet -> IV sweep segments -> IV analysis and figures.
 # Run `snakemake --cores 8` (profiles/default is picked up automatically).
 from snakemake.utils import min_version
 
@@ -14,6 +14,7 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/stage.smk"
 include: "workflow/rules/manifest.smk"
+include: "workflow/rules/analysis.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -18,7 +18,8 @@ import pyarrow.compute as pc
 
 from . import reuse
 from .analysis import KINDS, AnalysisSettings, analyse_day
-from .io import read_parquet, write_parquet_atomic
+from .io import read_parquet, write_parquet, write_parquet_atomic
+from .iv_segments import POINTS_SCHEMA
 from .manifest import write_csv
 
 log = logging.getLogger("nanolab")
@@ -26,17 +27,6 @@ log = logging.getLogger("nanolab")
 ANALYSIS_SCHEMA = pa.schema(
     [("date", pa.string()), ("kind", pa.string()), ("rows", pa.int64()), ("output", pa.string()), ("output_bytes", pa.int64())]
 )
-POINTS_SCHEMA = pa.schema(
-    [
-        ("run_id", pa.string()),
-        ("chip_group", pa.string()),
-        ("chip_number", pa.int64()),
-        ("segment_id", pa.int64()),
-        ("segment_type", pa.string()),
-        ("vsd_V", pa.float64()),
-        ("i_A", pa.float64()),
-    ]
-)  # the iv_points batch files: every segmented IV row of a batch, in sweep order
 EMPTY_POINTS = POINTS_SCHEMA.empty_table()
 
 
@@ -64,17 +54,18 @@ def analyse_days(points_files: list[Path], out_root: Path, settings: AnalysisSet
     rows: list[dict] = []
     for day, paths in points_by_day(points_files).items():
         record = out_root / "_records" / f"date={day}.json"
-        record_key = reuse.key(repr(settings), day, *(reuse.file_crc(path) for path in paths))
-        saved = reuse.load(record, record_key)
-        if saved and all(reuse.is_whole(Path(r["output"]), r["output_bytes"]) for r in saved["outputs"]):
-            rows += saved["outputs"]  # made before from these very points with these settings
+        record_key = reuse.key(repr(settings), day, *(reuse.content_id(path) for path in paths))
+        if saved := reuse.load(record, record_key):
+            rows += saved.row["outputs"]  # made before from these very points with these settings, and whole
             continue
         tables = analyse_day(read_points(paths), settings)
-        outputs = []
+        outputs, written = [], []
         for kind in KINDS:
-            path = write_parquet_atomic(tables[kind], out_root / kind / f"date={day}" / "part-000.parquet")
-            outputs.append({"date": day, "kind": kind, "rows": tables[kind].num_rows, "output": str(path), "output_bytes": path.stat().st_size})
-        reuse.save(record, record_key, {"outputs": outputs})
+            written.append(write_parquet(tables[kind], out_root / kind / f"date={day}" / "part-000.parquet"))
+            outputs.append(
+                {"date": day, "kind": kind, "rows": tables[kind].num_rows, "output": str(written[-1].path), "output_bytes": written[-1].size}
+            )
+        reuse.save(record, record_key, {"outputs": outputs}, written)
         rows += outputs
     return pa.Table.from_pylist(rows, schema=ANALYSIS_SCHEMA)
 

@@ -15,12 +15,14 @@ import pyarrow as pa
 from . import iv_segments, stage
 
 
-def process_batch(paths: list[Path], staging: stage.StageSettings, segmentation: iv_segments.SegmentSettings) -> tuple[pa.Table, pa.Table]:
-    """The batch's stage manifest (one row per raw file) and segment manifest (one row per staged IV run)."""
-    stage_rows, segment_rows = [], []
+def process_batch(paths: list[Path], staging: stage.StageSettings, segmentation: iv_segments.SegmentSettings) -> tuple[pa.Table, pa.Table, pa.Table]:
+    """The batch's stage manifest (one row per raw file), segment manifest (one row per staged IV run)
+    and points (every segmented IV row, for the analysis and the figures)."""
+    stage_rows, segment_rows, points = [], [], []
     for path in paths:
         staged = stage.stage_run(path, staging)
         stage_rows.append(staged.row)
         if staged.row["status"] == "ok" and staged.row["proc"] == "IV":
-            segment_rows.append(iv_segments.segment_staged(staged, segmentation))
-    return stage.manifest_table(stage_rows), iv_segments.manifest_table(segment_rows)
+            segment_rows.append(iv_segments.segment_staged(staged, segmentation, points))
+    all_points = pa.concat_tables(points) if points else iv_segments.POINTS_SCHEMA.empty_table()
+    return stage.manifest_table(stage_rows), iv_segments.manifest_table(segment_rows), all_points

@@ -36,11 +36,12 @@ def run_batch(args: argparse.Namespace) -> None:
     """Stage a batch and segment its IV runs: the workflow's one job per (day, batch)."""
     staging = stage.StageSettings(args.raw_root, args.stage_root, load_schema(args.schema), args.timezone)
     segmentation = iv_segments.SegmentSettings(args.segment_root, args.voltage_column, args.dv_threshold, args.min_segment_points)
-    staged, segmented = batch.process_batch(args.raw_files, staging, segmentation)
+    staged, segmented, points = batch.process_batch(args.raw_files, staging, segmentation)
     for row in staged.filter(pc.equal(staged["status"], "reject")).to_pylist():
         log.warning("rejected %s: %s", row["source_file"], row["reason"])
     for row in segmented.filter(pc.not_equal(segmented["status"], "ok")).to_pylist():
         log.warning("not segmented %s: %s", row["source_file"], row["reason"])
+    write_parquet_atomic(points, args.points_output)
     write_parquet_atomic(segmented, args.segment_output)
     write_parquet_atomic(staged, args.stage_output)
     log.info("%d raw files, %d IV runs segmented", staged.num_rows, segmented.num_rows)
@@ -120,6 +121,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--min-segment-points", type=int, required=True)
     p.add_argument("--stage-output", type=Path, required=True, help="stage batch manifest Parquet")
     p.add_argument("--segment-output", type=Path, required=True, help="segment batch manifest Parquet")
+    p.add_argument("--points-output", type=Path, required=True, help="the batch's segmented IV rows, Parquet")
     p.add_argument("raw_files", type=Path, nargs="*")
     p.set_defaults(run=run_batch)
 

@@ -60,8 +60,9 @@ def load(record: Path, expected_key: str) -> Record | None:
 
 def save(record: Path, record_key: str, row: dict, outputs: list[Written]) -> None:
     """Written after the outputs themselves, so a record never vouches for a half-written run."""
-    listed = [[output.path.relative_to(record.parent).as_posix(), output.size, output.crc] for output in outputs]
+    listed = [[Path(os.path.relpath(output.path, record.parent)).as_posix(), output.size, output.crc] for output in outputs]
     temporary = record.with_name(f".{record.name}.tmp")
+    record.parent.mkdir(parents=True, exist_ok=True)
     temporary.write_text(json.dumps({"key": record_key, "row": row, "outputs": listed}, default=_jsonable), encoding="utf-8")
     os.replace(temporary, record)
 

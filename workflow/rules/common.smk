@@ -17,6 +17,8 @@ STAGE = "results/02_stage"
 SEGMENTS = "results/03_intermediate"
 SCHEMA_FILE = str(Path(workflow.basedir, config["procedure_schema"]))
 SEGMENTATION = config["segmentation"]
+ANALYSIS = "results/04_analysis"
+ANALYSIS_SETTINGS = config["analysis"]
 
 if not RAW_ROOT.is_dir():
     raise WorkflowError(
@@ -41,6 +43,7 @@ BATCHES = catalog.plan_batches(CATALOG, config["batch_size"])
 wildcard_constraints:
     date=r"\d{4}-\d{2}-\d{2}",
     batch=r"\d+-of-\d+",
+    month=r"\d{4}-\d{2}",
 
 
 def get_stage_raw_files(wildcards):
@@ -74,29 +77,60 @@ def get_segment_batch_manifests_of_day(wildcards):
     return [m for m in get_segment_batch_manifests() if f"/date={wildcards.date}/" in m]
 
 
-def get_figures():
-    """A day's IV figures, for every day with IV runs, when the config asks for figures."""
-    days = sorted(
+def iv_days():
+    """Measurement days with IV runs: the days the analysis and the figures cover."""
+    return sorted(
         {
             day
             for (day, _), files in BATCHES.items()
             if any(f.proc == "IV" for f in files)
         }
     )
-    if not config["figures"]:
-        return []
-    return [f"results/04_report/iv_overview/date={day}.png" for day in days] + [
-        f"results/04_report/flagged_runs/date={day}" for day in days
+
+
+def iv_months():
+    """Analysis and figure jobs are per month: their imports (pyarrow ~0.35 s, matplotlib ~1 s CPU)
+    are paid once for ~30 days, and a day always stays in its month."""
+    return sorted({day[:7] for day in iv_days()})
+
+
+def get_points_of_month(wildcards):
+    """The `_points` files of the month's batches holding IV runs."""
+    return [
+        f"{SEGMENTS}/_points/date={day}/batch={label}.parquet"
+        for (day, label), files in BATCHES.items()
+        if day.startswith(f"{wildcards.month}-") and any(f.proc == "IV" for f in files)
     ]
 
 
-def get_results_root(wildcards, output):
-    """`results`, from the overview figure's path (results/04_report/iv_overview/date=…png)."""
-    return str(Path(output.overview).parents[2])
+def get_segment_batch_manifests_of_month(wildcards):
+    return [
+        m.replace("/_points/", "/_batches/") for m in get_points_of_month(wildcards)
+    ]
+
+
+def get_analysis():
+    return [f"{ANALYSIS}/_batches/month={month}.parquet" for month in iv_months()]
+
+
+def get_figures():
+    """A figure and a runs table per day with IV runs, one job per month, when the config asks."""
+    if not config["figures"]:
+        return []
+    return [
+        f"results/04_report/{kind}/month={month}"
+        for month in iv_months()
+        for kind in ("iv_days", "iv_day_runs")
+    ]
 
 
 def get_final_outputs():
-    return [*rules.manifests.output, *get_figures()]
+    return [*rules.manifests.output, *get_analysis(), *get_figures()]
+
+
+def month_mem_mb(wildcards, input):
+    """A month's points (~2 MB per day of 130 IV runs) are read one day at a time."""
+    return 1000 + 2 * len(input)
 
 
 def _root_of(output_path):

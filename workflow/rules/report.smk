@@ -1,32 +1,37 @@
 rule iv_figures:
-    """The day's IV overview and one figure per flagged run (not exactly four segment types)."""
+    """A figure and a runs table per measurement day of a month: every IV run (stand-out runs numbered),
+    the mean traces with the fitted return and the hysteresis with its peaks per chip. One job per
+    month: matplotlib's import (~1 s CPU) is paid once for ~30 days."""
     input:
-        get_segment_batch_manifests_of_day,
+        points=get_points_of_month,
+        segments=get_segment_batch_manifests_of_month,
+        analysis=f"{ANALYSIS}/_batches/month={{month}}.parquet",
     output:
-        overview=report(
-            "results/04_report/iv_overview/date={date}.png",
-            caption="../report/iv_overview.rst",
-            category="IV overview",
+        figures=report(
+            directory("results/04_report/iv_days/month={month}"),
+            patterns=["date={date}.png"],
+            caption="../report/iv_day.rst",
+            category="IV days",
             subcategory="{date}",
+            labels={"day": "{date}", "content": "figure"},
         ),
-        flagged=report(
-            directory("results/04_report/flagged_runs/date={date}"),
-            patterns=["{run_id}.png"],
-            caption="../report/flagged_run.rst",
-            category="Flagged runs",
+        runs=report(
+            directory("results/04_report/iv_day_runs/month={month}"),
+            patterns=["date={date}.csv"],
+            caption="../report/iv_day_runs.rst",
+            category="IV days",
             subcategory="{date}",
+            labels={"day": "{date}", "content": "runs table"},
         ),
     log:
-        "logs/figures/date={date}.log",
+        "logs/figures/month={month}.log",
     conda:
         "../../envs/nanolab.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=10,
-    params:
-        results=get_results_root,
+        mem_mb=month_mem_mb,
+        runtime=15,
     shell:
-        "python -m nanolab.plots day --results {params.results:q} --date {wildcards.date}"
-        " --overview {output.overview:q} --flagged-dir {output.flagged:q}"
-        " --segment-manifests {input:q} > {log:q} 2>&1"
+        "python -m nanolab.plots --analysis-manifest {input.analysis:q} --figure-dir {output.figures:q}"
+        " --runs-dir {output.runs:q} --segment-manifests {input.segments:q} --points {input.points:q}"
+        " > {log:q} 2>&1"

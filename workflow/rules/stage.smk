@@ -8,6 +8,7 @@ rule stage_batch:
     output:
         stage=f"{STAGE}/_batches/date={{date}}/batch={{batch}}.parquet",
         segments=f"{SEGMENTS}/_batches/date={{date}}/batch={{batch}}.parquet",
+        points=f"{SEGMENTS}/_points/date={{date}}/batch={{batch}}.parquet",
     log:
         "logs/stage/date={date}/batch={batch}.log",
     conda:
@@ -31,5 +32,5 @@ rule stage_batch:
         " --stage-root {params.stage_root:q} --segment-root {params.segment_root:q}"
         " --voltage-column {params.voltage_column:q} --dv-threshold {params.dv_threshold}"
         " --min-segment-points {params.min_segment_points}"
-        " --stage-output {output.stage:q} --segment-output {output.segments:q}"
+        " --stage-output {output.stage:q} --segment-output {output.segments:q} --points-output {output.points:q}"
         " -- {params.raw_files:q} > {log:q} 2>&1"
