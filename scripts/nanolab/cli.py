@@ -14,7 +14,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import iv_segments, manifest, stage
+from . import integrity, iv_segments, manifest, stage
 from .io import read_parquet, write_parquet_atomic
 from .schema import load_schema
 
@@ -40,6 +40,10 @@ def run_segment(args: argparse.Namespace) -> None:
     log.info("segmented %d IV runs", table.num_rows)
 
 
+class DamagedOutputs(RuntimeError):
+    """Outputs a manifest lists as ok are not on disk as written: never write a manifest that says so."""
+
+
 def merge(kind: str, out_root: Path, batch_manifests: list[Path], output: Path) -> pa.Table:
     """Whole-run manifest of one stage; removes outputs no current raw file produces."""
     schema, dataset, levels_up = {
@@ -47,6 +51,11 @@ def merge(kind: str, out_root: Path, batch_manifests: list[Path], output: Path) 
         "segment": (iv_segments.MANIFEST_SCHEMA, iv_segments.SEGMENT_DATASET, 0),
     }[kind]
     table = manifest.merge_manifests(batch_manifests, schema)
+    columns, listed = integrity.LISTED[kind]
+    if damage := integrity.find_damage(listed(table.select(list(columns)).to_pydict())):
+        # the check before the run reruns damaged batches; this is damage done while the run ran
+        named = "; ".join(d.describe() for d in damage[:5])
+        raise DamagedOutputs(f"{len(damage)} {kind} outputs listed as ok are missing or damaged (run snakemake again to rebuild them): {named}")
     removed = manifest.prune_orphans(out_root / dataset, manifest.output_folders(table, levels_up), depth=3)
     removed += manifest.prune_stale_batches(out_root / "_batches", set(batch_manifests))
     for path in removed:
@@ -68,7 +77,17 @@ def run_manifests(args: argparse.Namespace) -> None:
     manifest.write_csv(manifest.flagged_runs(segmented), args.segmentation_qc)
     manifest.write_csv(manifest.segment_point_counts(segmented), args.segment_points)
     text = manifest.summarize(staged, segmented, str(args.rejects))
-    args.summary.write_text(text, encoding="utf-8")
+    manifest.write_text_atomic(args.summary, text)
+    outputs = [
+        args.stage_manifest,
+        args.segment_manifest,
+        args.rejects,
+        args.summary,
+        args.staging_summary,
+        args.segmentation_qc,
+        args.segment_points,
+    ]
+    integrity.save_output_sizes(args.stage_manifest.parent / integrity.OUTPUT_SIZES, outputs)
     sys.stdout.write(text)
 
 

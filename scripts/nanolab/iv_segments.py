@@ -13,6 +13,7 @@ import pyarrow.compute as pc
 from . import reuse
 from .io import read_parquet, write_parquet_atomic
 from .segment import SEGMENT_TYPES, Segment, find_segments
+from .stage import is_disk_full
 
 SEGMENT_DATASET = "iv_segments"
 RECORD = "_segments.json"
@@ -31,6 +32,7 @@ MANIFEST_SCHEMA = pa.schema(
         ("segment_v_start", pa.list_(pa.float64())),
         ("segment_v_end", pa.list_(pa.float64())),
         ("output", pa.string()),  # the run's folder of segment=<k> partitions
+        ("segment_bytes", pa.list_(pa.int64())),  # size of each segment=<k>/part-000.parquet as written
     ]
 )
 
@@ -60,17 +62,33 @@ def segment_table(run: pa.Table, segment: Segment) -> pa.Table:
     return rows
 
 
-def replace_run_segments(run_folder: Path, tables: list[pa.Table]) -> None:
-    """Write segment=<k> files, then drop segment folders left from an earlier, longer segmentation."""
-    written = {RECORD}
+def segment_file(run_folder: Path, segment_id: int) -> Path:
+    return run_folder / f"segment={segment_id}" / "part-000.parquet"
+
+
+def file_sizes(paths: list[Path]) -> list[int | None]:
+    sizes: list[int | None] = []
+    for path in paths:
+        try:
+            sizes.append(path.stat().st_size)
+        except OSError:
+            sizes.append(None)
+    return sizes
+
+
+def replace_run_segments(run_folder: Path, tables: list[pa.Table]) -> list[int]:
+    """Write segment=<k> files, then drop segment folders left from an earlier, longer segmentation;
+    returns the size of each file written."""
+    written, sizes = {RECORD}, []
     for segment_id, table in enumerate(tables):
-        folder = run_folder / f"segment={segment_id}"
-        write_parquet_atomic(table, folder / "part-000.parquet")
-        written.add(folder.name)
+        path = write_parquet_atomic(table, segment_file(run_folder, segment_id))
+        sizes.append(path.stat().st_size)
+        written.add(path.parent.name)
     if run_folder.is_dir():
         for stale in run_folder.iterdir():
             if stale.name not in written:
                 shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+    return sizes
 
 
 def segment_run(staged: dict[str, object], settings: SegmentSettings) -> dict[str, object]:
@@ -79,8 +97,9 @@ def segment_run(staged: dict[str, object], settings: SegmentSettings) -> dict[st
     row["status"] = "reject"
     run_folder = settings.out_root / SEGMENT_DATASET / "proc=IV" / f"date={staged['date']}" / f"run_id={staged['run_id']}"
     record, record_key = run_folder / RECORD, reuse.key(repr(settings), reuse.file_crc(Path(str(staged["output"]))))
-    if (saved := reuse.load(record, record_key)) and all((run_folder / f"segment={k}").is_dir() for k in range(saved["n_segments"])):
-        return saved  # segmented before from this very staged file with these settings
+    saved = reuse.load(record, record_key)
+    if saved and file_sizes([segment_file(run_folder, k) for k in range(saved["n_segments"] or 0)]) == (saved.get("segment_bytes") or []):
+        return saved  # segmented before from this very staged file with these settings, and every segment file still whole
     try:
         run = read_parquet(str(staged["output"]))
         row["rows"] = run.num_rows
@@ -88,7 +107,7 @@ def segment_run(staged: dict[str, object], settings: SegmentSettings) -> dict[st
             raise ValueError(f"no voltage column {settings.voltage_column!r} in the staged run")
         voltage = pc.fill_null(run[settings.voltage_column], np.nan).to_numpy()
         segments = find_segments(voltage, settings.dv_threshold, settings.min_segment_points)
-        replace_run_segments(run_folder, [segment_table(run, s) for s in segments])
+        sizes = replace_run_segments(run_folder, [segment_table(run, s) for s in segments])
         row.update(
             status="ok" if segments else "no_segments",
             reason=None if segments else f"no segment of at least {settings.min_segment_points} points",
@@ -99,9 +118,12 @@ def segment_run(staged: dict[str, object], settings: SegmentSettings) -> dict[st
             segment_v_start=[s.v_start for s in segments],
             segment_v_end=[s.v_end for s in segments],
             output=str(run_folder) if segments else None,
+            segment_bytes=sizes,
         )
         reuse.save(record, record_key, row)
     except Exception as error:  # noqa: BLE001 - one bad run must never stop the lab's run
+        if isinstance(error, OSError) and is_disk_full(error):
+            raise  # a full disk is not the run's fault: the job fails and the rerun segments it
         row["reason"] = f"{type(error).__name__}: {error}"
     return row
 

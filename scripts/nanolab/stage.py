@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from collections.abc import Iterator
@@ -52,11 +53,25 @@ MANIFEST_SCHEMA = pa.schema(
         ("laser_voltage_V", pa.float64()),
         ("size_bytes", pa.int64()),
         ("output", pa.string()),
+        ("output_bytes", pa.int64()),  # size of the staged Parquet file as written: a cheap check that it is whole
     ]
 )
 
 
 RECORD = "_stage.json"
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def is_disk_full(error: OSError) -> bool:
+    """ENOSPC/EDQUOT, also when pyarrow reports it without setting errno."""
+    return error.errno in DISK_FULL or "No space left on device" in str(error) or "Disk quota exceeded" in str(error)
+
+
+def _size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -155,18 +170,20 @@ def stage_file(path: Path, settings: StageSettings) -> dict[str, object]:
             damage = Damage()
             output = settings.out_root / STAGE_DATASET / f"proc={spec.name}" / f"date={day}" / f"run_id={run_id}" / "part-000.parquet"
             record, record_key = output.with_name(RECORD), reuse.key(settings.fingerprint, source, reuse.file_crc(path))
-            if output.exists() and (saved := reuse.load(record, record_key)):
-                return saved | {"start_dt": start}  # staged before from these very bytes
+            if (saved := reuse.load(record, record_key)) and _size(output) == saved.get("output_bytes"):
+                return saved | {"start_dt": start}  # staged before from these very bytes, and still whole
             blocks = with_constants(read_blocks(handle, columns, spec, encoding, damage), run_constants(row, parameters), _raw_header(header))
             rows = write_parquet_blocks_atomic(blocks, output)
         if rows == 0:
             raise RawFormatError("header but no data rows")
-        row.update(rows=rows, null_cells=damage.null_cells, skipped_rows=damage.skipped_rows, output=str(output))
+        row.update(rows=rows, null_cells=damage.null_cells, skipped_rows=damage.skipped_rows, output=str(output), output_bytes=output.stat().st_size)
         row.update(status="ok", reason=None)
         reuse.save(record, record_key, row)
     except RawFormatError as error:
         row["reason"] = str(error)
     except OSError as error:
+        if is_disk_full(error):
+            raise  # a full disk is not the raw file's fault: the job fails and the rerun stages it
         row["reason"] = f"unreadable: {error.strerror or error}"
     except Exception as error:  # noqa: BLE001 - one bad file must never stop the lab's run
         row["reason"] = f"{type(error).__name__}: {error}"

@@ -1,7 +1,8 @@
 rule iv_figures:
     """The day's IV overview and one figure per flagged run (not exactly four segment types)."""
     input:
-        get_segment_batch_manifests_of_day,
+        manifests=get_segment_batch_manifests_of_day,
+        check=get_figures_output_check,
     output:
         overview=report(
             "results/04_report/iv_overview/date={date}.png",
@@ -29,4 +30,4 @@ rule iv_figures:
     shell:
         "python -m nanolab.plots day --results {params.results:q} --date {wildcards.date}"
         " --overview {output.overview:q} --flagged-dir {output.flagged:q}"
-        " --segment-manifests {input:q} > {log:q} 2>&1"
+        " --segment-manifests {input.manifests:q} > {log:q} 2>&1"

@@ -2,7 +2,8 @@ rule segment_batch:
     """Split the batch's staged IV runs into sweep segments: one Parquet per segment under
     iv_segments/, one manifest row per IV run."""
     input:
-        f"{STAGE}/_batches/date={{date}}/batch={{batch}}.parquet",
+        stage=f"{STAGE}/_batches/date={{date}}/batch={{batch}}.parquet",
+        check=get_segment_output_check,
     output:
         f"{SEGMENTS}/_batches/date={{date}}/batch={{batch}}.parquet",
     log:
@@ -19,6 +20,6 @@ rule segment_batch:
         dv_threshold=SEGMENTATION["dv_threshold"],
         min_segment_points=SEGMENTATION["min_segment_points"],
     shell:
-        "python -m nanolab segment --stage-manifest {input:q} --out-root {params.out_root:q}"
+        "python -m nanolab segment --stage-manifest {input.stage:q} --out-root {params.out_root:q}"
         " --voltage-column {params.voltage_column:q} --dv-threshold {params.dv_threshold}"
         " --min-segment-points {params.min_segment_points} --output {output:q} > {log:q} 2>&1"

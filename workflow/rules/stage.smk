@@ -3,6 +3,7 @@ rule stage_batch:
     manifest row per file (ok or reject with a reason)."""
     input:
         schema=SCHEMA_FILE,
+        check=get_stage_output_check,
     output:
         f"{STAGE}/_batches/date={{date}}/batch={{batch}}.parquet",
     log:
