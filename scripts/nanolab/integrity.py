@@ -126,7 +126,8 @@ def check_batch_manifest(batch_manifest: str, kind: str) -> list[Damage]:
             raise ValueError("not a whole Parquet file")
         return find_damage(listed_outputs(batch_manifest, kind))
     except (OSError, ValueError, KeyError) as error:
-        return [Damage(batch_manifest, None, os.path.getsize(batch_manifest), f"unreadable: {error}")]
+        size = os.path.getsize(batch_manifest)
+        return [Damage(batch_manifest, None, size, f"{size} bytes, unreadable: {error}")]
 
 
 def check_declared(paths: Iterable[str], sizes: dict[str, int]) -> list[Damage]:
