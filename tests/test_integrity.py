@@ -98,6 +98,21 @@ def test_a_truncated_batch_manifest_is_damage(tmp_path):
     assert integrity.check_batch_manifest(str(tmp_path / "absent.parquet"), "stage") == []  # Snakemake's case
 
 
+def test_listings_are_cached_by_manifest_size_and_mtime(tmp_path, monkeypatch):
+    manifest, index, out = tmp_path / "batch.parquet", tmp_path / "index.json", tmp_path / "out.parquet"
+    out.write_bytes(b"x" * 10)
+    pq.write_table(pa.table({"output": [str(out)], "status": ["ok"], "output_bytes": [10]}), manifest)
+    assert integrity.check_batch_manifests({str(manifest): "stage"}, index) == {str(manifest): []}
+    real = integrity.listed_outputs
+    monkeypatch.setattr(integrity, "listed_outputs", lambda *a: pytest.fail("read a manifest whose listing is cached"))
+    out.write_bytes(b"x" * 3)
+    [damage] = integrity.check_batch_manifests({str(manifest): "stage"}, index)[str(manifest)]
+    assert (damage.path, damage.expected, damage.found) == (str(out), 10, 3)  # the outputs are still stat'ed
+    monkeypatch.setattr(integrity, "listed_outputs", real)
+    pq.write_table(pa.table({"output": [str(out)], "status": ["ok"], "output_bytes": [3]}), manifest)  # rewritten by its job
+    assert integrity.check_batch_manifests({str(manifest): "stage"}, index) == {str(manifest): []}
+
+
 def test_check_file_is_old_when_whole_and_new_and_distinct_when_damaged(tmp_path):
     check = tmp_path / "checks/a.parquet.txt"
     integrity.write_check(check, [])

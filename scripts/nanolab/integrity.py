@@ -119,15 +119,45 @@ def png_is_whole(path: str | Path) -> bool:
 
 def check_batch_manifest(batch_manifest: str, kind: str) -> list[Damage]:
     """The batch manifest itself, then every output it lists; [] when it is missing (Snakemake reruns it)."""
-    if not os.path.exists(batch_manifest):
-        return []
+    return check_batch_manifests({batch_manifest: kind}, None)[batch_manifest]
+
+
+def check_batch_manifests(manifests: dict[str, str], index_path: Path | None) -> dict[str, list[Damage]]:
+    """{batch manifest: kind} -> {batch manifest: damage}. What each manifest lists is cached in
+    `index_path` by the manifest's size and mtime: a no-op run reads no Parquet file, it only stats."""
+    index = _load_index(index_path)
+    fresh: dict[str, list] = {}
+    damage: dict[str, list[Damage]] = {}
+    for manifest, kind in manifests.items():
+        try:
+            stat = os.stat(manifest)
+        except OSError:
+            damage[manifest] = []  # missing: a declared output, Snakemake reruns its job
+            continue
+        key = [stat.st_size, stat.st_mtime_ns]
+        entry = index.get(manifest)
+        if entry is None or entry[0] != key:
+            try:
+                if not parquet_is_whole(manifest):
+                    raise ValueError("not a whole Parquet file")
+                listed = listed_outputs(manifest, kind)
+            except (OSError, ValueError, KeyError) as error:
+                damage[manifest] = [Damage(manifest, None, stat.st_size, f"{stat.st_size} bytes, unreadable: {error}")]
+                continue
+            entry = [key, [item.path for item in listed], [item.size for item in listed]]
+        fresh[manifest] = entry
+        damage[manifest] = find_damage(Expected(path, size) for path, size in zip(entry[1], entry[2]))
+    if index_path is not None and fresh != index:
+        _write(index_path, json.dumps(fresh))
+    return damage
+
+
+def _load_index(index_path: Path | None) -> dict[str, list]:
     try:
-        if not parquet_is_whole(batch_manifest):
-            raise ValueError("not a whole Parquet file")
-        return find_damage(listed_outputs(batch_manifest, kind))
-    except (OSError, ValueError, KeyError) as error:
-        size = os.path.getsize(batch_manifest)
-        return [Damage(batch_manifest, None, size, f"{size} bytes, unreadable: {error}")]
+        document = json.loads(index_path.read_text(encoding="utf-8"))  # type: ignore[union-attr]
+        return document if isinstance(document, dict) else {}
+    except (AttributeError, OSError, ValueError):
+        return {}
 
 
 def check_declared(paths: Iterable[str], sizes: dict[str, int]) -> list[Damage]:

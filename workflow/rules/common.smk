@@ -183,8 +183,9 @@ def output_damage():
 
 def find_output_damage():
     """Check every job's outputs, write every check file, name the damaged ones on stderr."""
-    damage = {m: integrity.check_batch_manifest(m, "stage") for m in get_stage_batch_manifests()}
-    damage |= {m: integrity.check_batch_manifest(m, "segment") for m in get_segment_batch_manifests()}
+    batches = dict.fromkeys(get_stage_batch_manifests(), "stage")
+    batches |= dict.fromkeys(get_segment_batch_manifests(), "segment")
+    damage = integrity.check_batch_manifests(batches, Path(OUTPUT_CHECKS, "listed_outputs.json"))
     record = str(Path(MERGED_STAGE_MANIFEST).parent / integrity.OUTPUT_SIZES)
     sizes = integrity.load_output_sizes(record)
     merged = list(rules.manifests.output)
