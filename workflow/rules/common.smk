@@ -145,7 +145,8 @@ def print_summary():
 
 def print_summary_if_nothing_was_done():
     """Snakemake calls onsuccess only after jobs ran; a run with nothing to do returns before it.
-    Called at exit: prints the summary after "Nothing to be done" (the check above vouched for it)."""
+    Called at exit: prints the summary after "Nothing to be done" (the check above vouched for it).
+    """
     dag = workflow.dag
     if (
         workflow.is_main_process
@@ -185,7 +186,9 @@ def find_output_damage():
     """Check every job's outputs, write every check file, name the damaged ones on stderr."""
     batches = dict.fromkeys(get_stage_batch_manifests(), "stage")
     batches |= dict.fromkeys(get_segment_batch_manifests(), "segment")
-    damage = integrity.check_batch_manifests(batches, Path(OUTPUT_CHECKS, "listed_outputs.json"))
+    damage = integrity.check_batch_manifests(
+        batches, Path(OUTPUT_CHECKS, "listed_outputs.json")
+    )
     record = str(Path(MERGED_STAGE_MANIFEST).parent / integrity.OUTPUT_SIZES)
     sizes = integrity.load_output_sizes(record)
     merged = list(rules.manifests.output)
@@ -209,11 +212,15 @@ def checked(output):
 
 
 def get_stage_output_check(wildcards):
-    return checked(f"{STAGE}/_batches/date={wildcards.date}/batch={wildcards.batch}.parquet")
+    return checked(
+        f"{STAGE}/_batches/date={wildcards.date}/batch={wildcards.batch}.parquet"
+    )
 
 
 def get_segment_output_check(wildcards):
-    return checked(f"{SEGMENTS}/_batches/date={wildcards.date}/batch={wildcards.batch}.parquet")
+    return checked(
+        f"{SEGMENTS}/_batches/date={wildcards.date}/batch={wildcards.batch}.parquet"
+    )
 
 
 def get_manifests_output_check(wildcards):
@@ -222,6 +229,5 @@ def get_manifests_output_check(wildcards):
 
 def get_figures_output_check(wildcards):
     return checked(f"results/04_report/iv_overview/date={wildcards.date}.png")
-
 
 # ---- output integrity: end ---------------------------------------------------------------------
