@@ -1,5 +1,7 @@
 # nanolab: raw PyMeasure CSVs -> staged Parquet -> IV sweep segments -> IV analysis and figures.
 # Run `snakemake --cores 8` (profiles/default is picked up automatically).
+import atexit
+
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -26,3 +28,7 @@ rule all:
 
 onsuccess:
     print_summary()
+
+
+# Snakemake skips onsuccess when there is nothing to be done; the summary is printed then too.
+atexit.register(print_summary_if_nothing_was_done)

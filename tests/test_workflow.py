@@ -146,11 +146,12 @@ def test_iv_runs_are_segmented_into_their_sweep_segments(finished):
 
 def test_the_run_ends_with_a_summary(finished):
     wd, result = finished
-    tail = result.stdout.strip().splitlines()[-4:]
+    tail = result.stdout.strip().splitlines()[-5:]
     assert tail[0] == "nanolab: 12 raw files: 10 staged, 1 rejected, 1 skipped"
     assert "IV 7" in tail[1] and "IVg 1" in tail[1] and "It 2" in tail[1]
-    assert "IV runs segmented: 7 of 7 (27 segments" in tail[2]
-    assert tail[3].endswith("results/02_stage/_manifest/rejects.csv")
+    assert tail[2] == "  staged with damage (skipped rows or null cells): none"
+    assert "IV runs segmented: 7 of 7 (27 segments" in tail[3]
+    assert tail[4].endswith("results/02_stage/_manifest/rejects.csv")
 
 
 def test_every_job_writes_its_log(finished):

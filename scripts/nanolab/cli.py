@@ -15,7 +15,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import batch, iv_segments, manifest, stage
+from . import batch, integrity, iv_segments, manifest, stage
 from .io import read_parquet, write_parquet_atomic
 from .schema import load_schema
 
@@ -56,6 +56,10 @@ def run_segment(args: argparse.Namespace) -> None:
     log.info("segmented %d IV runs", table.num_rows)
 
 
+class DamagedOutputs(RuntimeError):
+    """Outputs a manifest lists as ok are not on disk as written: never write a manifest that says so."""
+
+
 def merge(kind: str, out_root: Path, batch_manifests: list[Path], output: Path) -> pa.Table:
     """Whole-run manifest of one stage; removes outputs no current raw file produces."""
     schema, dataset, levels_up = {
@@ -63,6 +67,11 @@ def merge(kind: str, out_root: Path, batch_manifests: list[Path], output: Path) 
         "segment": (iv_segments.MANIFEST_SCHEMA, iv_segments.SEGMENT_DATASET, 0),
     }[kind]
     table = manifest.merge_manifests(batch_manifests, schema)
+    columns, listed = integrity.LISTED[kind]
+    if damage := integrity.find_damage(listed(table.select(list(columns)).to_pydict())):
+        # the check before the run reruns damaged batches; this is damage done while the run ran
+        named = "; ".join(d.describe() for d in damage[:5])
+        raise DamagedOutputs(f"{len(damage)} {kind} outputs listed as ok are missing or damaged (run snakemake again to rebuild them): {named}")
     removed = manifest.prune_orphans(out_root / dataset, manifest.output_folders(table, levels_up), depth=3)
     removed += manifest.prune_stale_batches(out_root / "_batches", set(batch_manifests))
     for path in removed:
@@ -75,16 +84,26 @@ def run_manifests(args: argparse.Namespace) -> None:
     """Both manifests, the rejects list and the summary in one job: the end of every run is one step."""
     staged = merge("stage", args.stage_root, args.stage_batches, args.stage_manifest)
     segmented = merge("segment", args.segment_root, args.segment_batches, args.segment_manifest)
-    days = set(pc.unique(staged.filter(pc.equal(staged["proc"], "IV"))["date"]).to_pylist())  # days the figure rule draws
+    days = set(args.iv_days)  # days the analysis and figure rules cover; anything else is left over
     report_root = args.staging_summary.parent  # results/04_report, where the figure rules write
-    for path in manifest.prune_day_figures(report_root, days):
+    for path in manifest.prune_days_without_iv_runs(report_root, args.analysis_root, days):
         log.info("removed %s: no IV runs on that day any more", path)
     manifest.write_rejects_csv(staged, args.rejects)
     manifest.write_csv(manifest.staging_summary(staged), args.staging_summary)
     manifest.write_csv(manifest.flagged_runs(segmented), args.segmentation_qc)
     manifest.write_csv(manifest.segment_point_counts(segmented), args.segment_points)
     text = manifest.summarize(staged, segmented, str(args.rejects))
-    args.summary.write_text(text, encoding="utf-8")
+    manifest.write_text_atomic(args.summary, text)
+    outputs = [
+        args.stage_manifest,
+        args.segment_manifest,
+        args.rejects,
+        args.summary,
+        args.staging_summary,
+        args.segmentation_qc,
+        args.segment_points,
+    ]
+    integrity.save_output_sizes(args.stage_manifest.parent / integrity.OUTPUT_SIZES, outputs)
     sys.stdout.write(text)
 
 
@@ -128,6 +147,8 @@ def parser() -> argparse.ArgumentParser:
     p = commands.add_parser("manifests", help="merge batch manifests, remove orphaned outputs, summarize")
     p.add_argument("--stage-root", type=Path, required=True, help="results/02_stage")
     p.add_argument("--segment-root", type=Path, required=True, help="results/03_intermediate")
+    p.add_argument("--analysis-root", type=Path, required=True, help="results/04_analysis")
+    p.add_argument("--iv-days", nargs="*", default=[], help="days with IV runs (analysed and drawn)")
     p.add_argument("--stage-manifest", type=Path, required=True)
     p.add_argument("--segment-manifest", type=Path, required=True)
     p.add_argument("--rejects", type=Path, required=True)

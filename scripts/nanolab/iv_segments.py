@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from . import reuse
 from .io import Written, file_crc, write_parquet
 from .segment import SEGMENT_TYPES, Segment, find_segments
-from .stage import DATA_COLUMNS_KEY, PARTITION_KEYS, RUN_COLUMNS, StagedRun
+from .stage import DATA_COLUMNS_KEY, PARTITION_KEYS, RUN_COLUMNS, StagedRun, is_disk_full
 
 SEGMENT_DATASET = "iv_segments"
 RECORD = "_segments.json"
@@ -200,6 +200,8 @@ def segment_run(
         if written:  # a run without segments has no folder (nothing to reuse: finding none is cheap)
             reuse.save(record, record_key, row, written)
     except Exception as error:  # noqa: BLE001 - one bad run must never stop the lab's run
+        if isinstance(error, OSError) and is_disk_full(error):
+            raise  # a full disk is not the run's fault: the job fails and the rerun segments it
         row["reason"] = f"{type(error).__name__}: {error}"
     return row
 

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from .io import read_parquet, write_parquet_atomic
+from .io import read_parquet, temporary_for, write_parquet_atomic
 
 
 def merge_manifests(paths: list[Path], schema: pa.Schema) -> pa.Table:
@@ -64,11 +64,44 @@ def write_rejects_csv(manifest: pa.Table, path: Path) -> Path:
     """The rejects as a CSV a person can open: file, reason."""
     rejects = manifest.filter(pc.not_equal(manifest["status"], "ok")).select(["source_file", "status", "reason"])
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(rejects.column_names)
-        writer.writerows(zip(*(column.to_pylist() for column in rejects.columns)))
+    temporary = temporary_for(path)
+    try:
+        with open(temporary, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(rejects.column_names)
+            writer.writerows(zip(*(column.to_pylist() for column in rejects.columns)))
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
     return path
+
+
+def write_text_atomic(path: Path, text: str) -> Path:
+    """Temp file + rename, like every Parquet file: a full disk never leaves half a summary."""
+    temporary = temporary_for(path)
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return path
+
+
+def damaged_files_line(stage: pa.Table, shown: int = 5) -> str:
+    """Staged files with skipped rows or null cells: how many, and the first `shown` by name."""
+    ok = stage.filter(pc.equal(stage["status"], "ok"))
+    skipped, nulls = pc.fill_null(ok["skipped_rows"], 0), pc.fill_null(ok["null_cells"], 0)
+    damaged = ok.filter(pc.or_(pc.greater(skipped, 0), pc.greater(nulls, 0)))
+    if damaged.num_rows == 0:
+        return "  staged with damage (skipped rows or null cells): none"
+    rows = damaged.select(["source_file", "skipped_rows", "null_cells"]).to_pylist()
+    named = ", ".join(f"{r['source_file']} ({r['skipped_rows'] or 0} skipped rows, {r['null_cells'] or 0} null cells)" for r in rows[:shown])
+    more = f", and {len(rows) - shown} more" if len(rows) > shown else ""
+    total_skipped, total_nulls = pc.sum(skipped).as_py() or 0, pc.sum(nulls).as_py() or 0
+    return (
+        f"  staged with damage: {len(rows)} file{'s' if len(rows) != 1 else ''} "
+        f"({total_skipped} skipped rows, {total_nulls} null cells): {named}{more}"
+    )
 
 
 def summarize(stage: pa.Table, segments: pa.Table, rejects_csv: str) -> str:
@@ -82,6 +115,7 @@ def summarize(stage: pa.Table, segments: pa.Table, rejects_csv: str) -> str:
         f"nanolab: {stage.num_rows} raw files: {status['ok']} staged, {status['reject']} rejected"
         + (f", {status['skipped']} skipped" if status["skipped"] else ""),
         "  staged per procedure: " + (", ".join(f"{p} {n}" for p, n in sorted(by_proc.items())) or "none"),
+        damaged_files_line(stage),
         f"  IV runs segmented: {segmented} of {segments.num_rows} ({written} segments; {incomplete} without all 4 segment types)",
         f"  rejects listed in {rejects_csv}",
     ]
@@ -136,14 +170,23 @@ def segment_point_counts(segments: pa.Table) -> pa.Table:
 
 def write_csv(table: pa.Table, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    pacsv.write_csv(table, path)
+    temporary = temporary_for(path)
+    try:
+        pacsv.write_csv(table, temporary)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
     return path
 
 
-def prune_day_figures(report_root: Path, days: set[str]) -> list[Path]:
-    """Figures of measurement days that no longer have IV runs (their raw files were deleted or moved)."""
-    stale = [p for p in report_root.glob("iv_overview/date=*.png") if p.stem.removeprefix("date=") not in days]
-    stale += [p for p in report_root.glob("flagged_runs/date=*") if p.name.removeprefix("date=") not in days]
+def prune_days_without_iv_runs(report_root: Path, analysis_root: Path, days: set[str]) -> list[Path]:
+    """Analysis tables and figures of days (and months) that no longer have IV runs: their raw files
+    were deleted or moved. A month that still has days is redrawn whole by its own job."""
+    months = {day[:7] for day in days}
+    stale = [p for p in analysis_root.glob("*/date=*") if p.name.removeprefix("date=").removesuffix(".json") not in days]
+    stale += [p for p in analysis_root.glob("_batches/month=*.parquet") if p.stem.removeprefix("month=") not in months]
+    for kind in ("iv_days", "iv_day_runs", "iv_fits"):
+        stale += [p for p in report_root.glob(f"{kind}/month=*") if p.name.removeprefix("month=").removesuffix(".csv") not in months]
     for path in stale:
         shutil.rmtree(path) if path.is_dir() else path.unlink()
     return stale

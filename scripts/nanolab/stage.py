@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import itertools
 import json
@@ -61,6 +62,12 @@ DATA_COLUMNS_KEY = "nanolab.data_columns"  # Parquet metadata: which columns are
 
 
 RECORD = "_stage.json"
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def is_disk_full(error: OSError) -> bool:
+    """ENOSPC/EDQUOT, also when pyarrow reports it without setting errno."""
+    return error.errno in DISK_FULL or "No space left on device" in str(error) or "Disk quota exceeded" in str(error)
 
 
 @dataclass(frozen=True)
@@ -193,6 +200,8 @@ def stage_run(path: Path, settings: StageSettings) -> StagedRun:
     except RawFormatError as error:
         row["reason"] = str(error)
     except OSError as error:
+        if is_disk_full(error):
+            raise  # a full disk is not the raw file's fault: the job fails and the rerun stages it
         row["reason"] = f"unreadable: {error.strerror or error}"
     except Exception as error:  # noqa: BLE001 - one bad file must never stop the lab's run
         row["reason"] = f"{type(error).__name__}: {error}"

@@ -4,6 +4,7 @@ rule analyse_month:
     settings and code are unchanged keeps its tables."""
     input:
         points=get_points_of_month,
+        check=get_analysis_output_check,
     output:
         manifest=f"{ANALYSIS}/_batches/month={{month}}.parquet",
         fits=report(

@@ -1,5 +1,6 @@
 # Bookkeeping done once at DAG-build time: validate the config, catalog the raw tree,
 # plan the batches, and the input functions the rules use.
+import sys
 from pathlib import Path
 
 from snakemake.utils import validate
@@ -77,7 +78,7 @@ def get_segment_batch_manifests_of_day(wildcards):
     return [m for m in get_segment_batch_manifests() if f"/date={wildcards.date}/" in m]
 
 
-def iv_days():
+def iv_days(wildcards=None):
     """Measurement days with IV runs: the days the analysis and the figures cover."""
     return sorted(
         {
@@ -173,3 +174,102 @@ def print_summary():
     summary = Path("results/summary.txt")
     if summary.exists():
         print(summary.read_text(), end="")
+
+
+def print_summary_if_nothing_was_done():
+    """Snakemake calls onsuccess only after jobs ran; a run with nothing to do returns before it.
+    Called at exit: prints the summary after "Nothing to be done" (the check above vouched for it).
+    """
+    dag = workflow.dag
+    if (
+        workflow.is_main_process
+        and workflow.scheduler is not None
+        and dag is not None
+        and len(dag) == 0
+        and not workflow.dryrun
+    ):
+        print_summary()
+
+
+# ---- output integrity: begin -------------------------------------------------------------------
+# The per-run Parquet files are not declared outputs (see above), so Snakemake cannot see one go
+# missing or get truncated; truncated in place, it does not notice a declared output either. Once,
+# while the DAG is built and before any job runs, nanolab.integrity stats every file each batch
+# manifest lists against the size it was written with (0.13 s for 40,000 files; opening each would
+# take 8.5 s) and tail-checks the declared Parquet/PNG outputs. Every job has one extra declared input,
+# its check file: 'whole' with mtime 0 normally; rewritten with the damaged files' names when its
+# outputs are damaged, so it is newer than the job's output and Snakemake's mtime trigger reruns the
+# job and everything downstream ("Reason: Updated input files: .snakemake/nanolab/checks/…").
+# Only in the main snakemake process: a cluster job's own snakemake must not re-judge a running tree.
+from nanolab import integrity
+
+OUTPUT_CHECKS = ".snakemake/nanolab/checks"
+MERGED_STAGE_MANIFEST = f"{STAGE}/_manifest/manifest.parquet"
+OUTPUT_DAMAGE = None  # {job output: [Damage]}, computed on the first call of an input function below
+
+
+def output_damage():
+    global OUTPUT_DAMAGE
+    if OUTPUT_DAMAGE is None:
+        OUTPUT_DAMAGE = find_output_damage() if workflow.is_main_process else {}
+    return OUTPUT_DAMAGE
+
+
+def find_output_damage():
+    """Check every job's outputs, write every check file, name the damaged ones on stderr."""
+    batches = dict.fromkeys(get_stage_batch_manifests(), "stage")
+    batches |= dict.fromkeys(get_segment_batch_manifests(), "segment")
+    damage = integrity.check_batch_manifests(
+        batches, Path(OUTPUT_CHECKS, "listed_outputs.json")
+    )
+    record = str(Path(MERGED_STAGE_MANIFEST).parent / integrity.OUTPUT_SIZES)
+    sizes = integrity.load_output_sizes(record)
+    merged = list(rules.manifests.output)
+    damage[MERGED_STAGE_MANIFEST] = integrity.check_declared(merged, sizes or {})
+    if sizes is None and any(Path(p).exists() for p in merged):
+        damage[MERGED_STAGE_MANIFEST].append(integrity.Damage(record, None, None))
+    for stage_manifest in get_stage_batch_manifests():  # the batch job's points file
+        points = stage_manifest.replace(STAGE, SEGMENTS, 1).replace(
+            "/_batches/", "/_points/"
+        )
+        damage[stage_manifest] += integrity.check_declared([points], {})
+    for month in iv_months():
+        analysis = f"{ANALYSIS}/_batches/month={month}.parquet"
+        damage |= integrity.check_batch_manifests({analysis: "analysis"}, None)
+        figures = [f for f in get_figures() if f"/month={month}" in f]
+        damage[figures_output(month)] = integrity.check_declared(figures, {})
+    for output, found in damage.items():
+        integrity.write_check(integrity.check_file(OUTPUT_CHECKS, output), found)
+        if found:
+            print(integrity.damage_line(output, found), file=sys.stderr)
+    return {output: found for output, found in damage.items() if found}
+
+
+def checked(output):
+    """The check file of the job writing `output`, after the check has run."""
+    output_damage()
+    return integrity.check_file(OUTPUT_CHECKS, output)
+
+
+def get_stage_output_check(wildcards):
+    """One job writes the batch's stage and segment manifests: both checks are its inputs."""
+    batch = f"_batches/date={wildcards.date}/batch={wildcards.batch}.parquet"
+    return [checked(f"{STAGE}/{batch}"), checked(f"{SEGMENTS}/{batch}")]
+
+
+def get_manifests_output_check(wildcards):
+    return checked(MERGED_STAGE_MANIFEST)
+
+
+def get_analysis_output_check(wildcards):
+    return checked(f"{ANALYSIS}/_batches/month={wildcards.month}.parquet")
+
+
+def figures_output(month):
+    return f"results/04_report/iv_days/month={month}"
+
+
+def get_figures_output_check(wildcards):
+    return checked(figures_output(wildcards.month))
+
+# ---- output integrity: end ---------------------------------------------------------------------

@@ -5,6 +5,7 @@ rule manifests:
     input:
         stage=get_stage_batch_manifests,
         segments=get_segment_batch_manifests,
+        check=get_manifests_output_check,
     output:
         stage=f"{STAGE}/_manifest/manifest.parquet",
         rejects=report(
@@ -40,8 +41,11 @@ rule manifests:
     params:
         stage_root=get_stage_root,
         segment_root=get_segment_root,
+        analysis_root=ANALYSIS,
+        iv_days=iv_days,
     shell:
         "python -m nanolab manifests --stage-root {params.stage_root:q} --segment-root {params.segment_root:q}"
+        " --analysis-root {params.analysis_root:q} --iv-days {params.iv_days}"
         " --stage-manifest {output.stage:q} --segment-manifest {output.segments:q}"
         " --rejects {output.rejects:q} --summary {output.summary:q}"
         " --staging-summary {output.staging_summary:q} --segmentation-qc {output.segmentation_qc:q}"

@@ -6,6 +6,7 @@ rule iv_figures:
         points=get_points_of_month,
         segments=get_segment_batch_manifests_of_month,
         analysis=f"{ANALYSIS}/_batches/month={{month}}.parquet",
+        check=get_figures_output_check,
     output:
         figures=report(
             directory("results/04_report/iv_days/month={month}"),

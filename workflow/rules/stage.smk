@@ -5,6 +5,7 @@ rule stage_batch:
     costs ~0.3 s CPU, and a run staged fresh is segmented from memory, not read back."""
     input:
         schema=SCHEMA_FILE,
+        check=get_stage_output_check,
     output:
         stage=f"{STAGE}/_batches/date={{date}}/batch={{batch}}.parquet",
         segments=f"{SEGMENTS}/_batches/date={{date}}/batch={{batch}}.parquet",
