@@ -83,7 +83,8 @@ def _column(table: pa.Table, name: str, type_: pa.DataType) -> pa.Array:
     """One input column as a single array of `type_`; all null when the column is missing."""
     if name not in table.column_names:
         return pa.nulls(table.num_rows, type_)
-    column = table[name].combine_chunks()
+    chunks = table[name]
+    column = chunks.chunk(0) if chunks.num_chunks == 1 else chunks.combine_chunks()  # no copy for one chunk
     if pa.types.is_dictionary(column.type):
         column = column.dictionary_decode()
     if column.type == type_:
@@ -458,7 +459,7 @@ def analyse_day(segments: pa.Table, settings: AnalysisSettings) -> dict[str, pa.
     out: dict[str, pa.Table] = {}
 
     stats = {
-        "branch": pa.array(np.array(BRANCHES)[cells.branch] if cells.v.size else [], STR),
+        "branch": pa.array(BRANCHES, STR).take(pa.array(cells.branch, pa.int64())),
         "vsd_V": _null_nan(cells.v),
         "i_mean_A": _null_nan(cells.mean),
         "i_std_A": _null_nan(cells.std),
