@@ -174,7 +174,7 @@ def write_iv(path: Path, start: float, voltages: np.ndarray) -> None:
 
 
 def pymeasure_tree(raw: Path) -> None:
-    """Two days of PyMeasure-written IV runs (one aborted: a flagged run with its own figure) and an It run."""
+    """Two days of PyMeasure-written IV runs (one aborted: a flagged run) and an It run."""
     for day, noon in NOON.items():
         for n in range(3):
             write_iv(raw / day / f"IV{day}_{n + 1}.csv", noon + 600 * n, iv_voltages(1.0, 0.05))
@@ -239,35 +239,40 @@ def test_damage_of_every_kind_is_found_before_the_run_and_rebuilt(tmp_path):
     shutil.rmtree(wd.results / STAGED / "proc=IV/date=2025-09-11")
     [run_folder, *_] = sorted((wd.results / SEGMENTS / "date=2025-09-10").iterdir())
     shutil.rmtree(run_folder)
+    deleted_figure = wd.results / "04_report/iv_days/month=2025-09/date=2025-09-10.png"
+    deleted_figure.unlink()
     jobs, lines, output = plan(wd)
-    assert jobs == {"stage_batch": 1, "segment_batch": 2, "iv_figures": 2, "manifests": 1, "all": 1}
+    assert jobs == {"stage_batch": 2, "analyse_month": 1, "iv_figures": 1, "manifests": 1, "all": 1}
     assert "Updated input files: .snakemake/nanolab/checks/results/02_stage/_batches/date=2025-09-11/batch=1-of-1.parquet.txt" in output
     assert "Updated input files: .snakemake/nanolab/checks/results/03_intermediate/_batches/date=2025-09-10/batch=1-of-1.parquet.txt" in output
     stage_line = next(line for line in lines if "02_stage/_batches/date=2025-09-11" in line)
     assert "4 damaged outputs" in stage_line and "proc=IV/date=2025-09-11/run_id=" in stage_line and "(missing)" in stage_line
     segment_line = next(line for line in lines if "03_intermediate/_batches/date=2025-09-10" in line)
     assert f"{run_folder.relative_to(wd.path).as_posix()}/segment=0/part-000.parquet (missing)" in segment_line
+    assert f"{deleted_figure.relative_to(wd.path).as_posix()} (missing)" in output
     assert plan(wd)[:2] == (jobs, lines)  # a second dry run shows the same
     run_and_compare(wd, clean, raw_before)
 
     # 2. truncated in place: a segment file, a batch manifest of each kind, the merged manifest,
-    #    the summary, a day's overview figure and a flagged run's figure
+    #    the summary, a day's analysis table and a day's figure
     segment_file = sorted((wd.results / SEGMENTS / "date=2025-09-10").rglob("part-000.parquet"))[0]
     truncate(segment_file)
     truncate(wd.results / "02_stage/_batches/date=2025-09-10/batch=1-of-1.parquet")
     truncate(wd.results / "03_intermediate/_batches/date=2025-09-11/batch=1-of-1.parquet")
     truncate(wd.results / "02_stage/_manifest/manifest.parquet")
     truncate(wd.results / "summary.txt", 20)
-    truncate(wd.results / "04_report/iv_overview/date=2025-09-10.png", 1000)
-    [flagged_png] = (wd.results / "04_report/flagged_runs/date=2025-09-11").glob("*.png")
-    truncate(flagged_png, 1000)
+    figure = wd.results / "04_report/iv_days/month=2025-09/date=2025-09-11.png"
+    truncate(figure, 1000)
+    analysis_table = wd.results / "04_analysis/hysteresis/date=2025-09-10/part-000.parquet"
+    truncate(analysis_table, 100)
     jobs, lines, output = plan(wd)
-    assert jobs == {"stage_batch": 1, "segment_batch": 2, "iv_figures": 2, "manifests": 1, "all": 1}
+    assert jobs == {"stage_batch": 2, "analyse_month": 1, "iv_figures": 1, "manifests": 1, "all": 1}
     assert f"{segment_file.relative_to(wd.path).as_posix()} (100 bytes, written as" in output
     assert "results/02_stage/_batches/date=2025-09-10/batch=1-of-1.parquet (100 bytes, unreadable" in output
     assert "results/summary.txt (20 bytes, written as" in output and "results/02_stage/_manifest/manifest.parquet (100 bytes" in output
-    assert f"{flagged_png.relative_to(wd.path).as_posix()} (1000 bytes, not a whole PNG image)" in output
-    assert len(lines) == 6  # a stage batch, two segment batches, the manifests job, two days' figures
+    assert f"{figure.relative_to(wd.path).as_posix()} (1000 bytes, not a whole PNG image)" in output
+    assert f"{analysis_table.relative_to(wd.path).as_posix()} (100 bytes, written as" in output
+    assert len(lines) == 6  # a stage batch, two segment batches, the manifests job, the month's analysis and figures
     run_and_compare(wd, clean, raw_before)
 
     # 3. a staged file truncated, then its day re-run because another of its files changed: the

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
@@ -183,14 +184,17 @@ def test_editing_one_file_reruns_only_its_partition(workdir):
     staged_before = {p: p.stat().st_mtime_ns for p in workdir.results.rglob("part-000.parquet")}
     path = workdir.raw_root / "2025-09-11/IV2025-09-11_1.csv"
     path.write_text(path.read_text().replace("\n0.05,", "\n0.050000001,", 1))
-    assert workdir.planned_jobs() == {"stage_batch": 1, "iv_figures": 1, **ALWAYS}
+    assert workdir.planned_jobs() == {"stage_batch": 1, "analyse_month": 1, "iv_figures": 1, **ALWAYS}
     result = workdir.snakemake()
     assert set(re.findall(r"wildcards: date=([\d-]+),", result.stderr)) == {"2025-09-11"}
     assert stage_manifest(workdir).num_rows == 12  # re-running never duplicates rows
     edited = stage_manifest(workdir).filter(pc.equal(stage_manifest(workdir)["source_file"], "2025-09-11/IV2025-09-11_1.csv"))
     rewritten = {p for p, mtime in staged_before.items() if p.stat().st_mtime_ns != mtime}
-    # only the edited run's staged file and its segments are rewritten; its batch-mates are reused
-    assert rewritten and all(f"run_id={edited['run_id'][0].as_py()}" in str(p) for p in rewritten)
+    # only the edited run's staged file and its segments are rewritten, its batch-mates reused;
+    # only its day's analysis tables are recomputed, the other days' kept
+    analysis = {p for p in rewritten if "04_analysis" in p.parts[-4]}
+    assert rewritten - analysis and all(f"run_id={edited['run_id'][0].as_py()}" in str(p) for p in rewritten - analysis)
+    assert {p.parent.name for p in analysis} == {"date=2025-09-11"} and len(analysis) == 5
     assert workdir.planned_jobs() == {}
 
 
@@ -199,7 +203,7 @@ def test_a_new_day_runs_only_that_day(workdir):
     start = SANTIAGO_NOON["2025-09-12"] + 86400
     write_iv(workdir.raw_root / "2025-09-13/IV2025-09-13_1.csv", start, iv_voltages(1.0, 0.05))
     write_run(workdir.raw_root / "2025-09-13/It2025-09-13_1.csv", "It", start + 60, seed=9)
-    assert workdir.planned_jobs() == {"stage_batch": 1, "iv_figures": 1, **ALWAYS}
+    assert workdir.planned_jobs() == {"stage_batch": 1, "analyse_month": 1, "iv_figures": 1, **ALWAYS}
     workdir.snakemake()
     assert stage_manifest(workdir).num_rows == 14 and segment_manifest(workdir).num_rows == 8
 
@@ -210,7 +214,7 @@ def test_changing_a_segmentation_setting_resegments_without_restaging(workdir):
     staged_before = {p: p.stat().st_mtime_ns for p in staged.rglob("*") if p.is_file()}
     segments_before = {p: p.stat().st_mtime_ns for p in (workdir.results / "03_intermediate/iv_segments").rglob("*.parquet")}
     workdir.write_config(segmentation={"min_segment_points": 15})  # drops the aborted sweep's 10-point segment
-    assert workdir.planned_jobs() == {"stage_batch": 3, "iv_figures": 3, **ALWAYS}
+    assert workdir.planned_jobs() == {"stage_batch": 3, "analyse_month": 1, "iv_figures": 1, **ALWAYS}
     workdir.snakemake()
     # every staged file and reuse record is untouched: the staging half of each job reused them all
     assert {p: p.stat().st_mtime_ns for p in staged.rglob("*") if p.is_file()} == staged_before
@@ -222,7 +226,7 @@ def test_changing_a_segmentation_setting_resegments_without_restaging(workdir):
 
 def test_dry_run_lists_every_job_the_real_run_executes(workdir):
     planned = workdir.planned_jobs()
-    assert planned == {"stage_batch": 3, "iv_figures": 3, **ALWAYS}
+    assert planned == {"stage_batch": 3, "analyse_month": 1, "iv_figures": 1, **ALWAYS}
     result = workdir.snakemake()
     executed = {}
     for line in result.stderr.splitlines():
@@ -330,12 +334,13 @@ def test_report_tables_and_html_report(finished):
     staging = (wd.results / "04_report/staging_summary.csv").read_text()
     assert '"2025-09-11","IV","ok",2' in staging and '"2025-09-11",,"reject",1' in staging  # broken.csv: no procedure
     for day in SANTIAGO_NOON:
-        overview = wd.results / f"04_report/iv_overview/date={day}.png"
-        assert overview.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and overview.stat().st_size > 20_000
-    flagged = sorted((wd.results / "04_report/flagged_runs").rglob("*.png"))
-    aborted = segment_manifest(wd).filter(pc.equal(segment_manifest(wd)["n_segments"], 3))["run_id"][0].as_py()
-    assert [p.name for p in flagged] == [f"{aborted}.png"]
-    wd.snakemake("--report", "results/report.html")
+        figure = wd.results / f"04_report/iv_days/month=2025-09/date={day}.png"
+        assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and figure.stat().st_size > 20_000
+    runs = pacsv.read_csv(wd.results / "04_report/iv_day_runs/month=2025-09/date=2025-09-11.csv").to_pylist()
+    assert [(r["source_file"], r["flag"]) for r in runs] == [("2025-09-11/IV2025-09-11_1.csv", ""), ("2025-09-11/IV2025-09-11_2.csv", "incomplete")]
+    report = wd.snakemake("--report", "results/report.html")
     html = (wd.results / "report.html").read_text()
     assert len(html) > 500_000 and "segmentation_qc.csv" in html and "staging_summary.csv" in html
-    assert "date=2025-09-12.png" in html and f"{aborted}.png" in html
+    assert "date=2025-09-12.png" in html and "date=2025-09-12.csv" in html and "month=2025-09.csv" in html
+    # captions are valid reStructuredText: docutils reports nothing
+    assert "Docutils System Messages" not in html and "ERROR/" not in report.stdout + report.stderr

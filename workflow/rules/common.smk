@@ -238,6 +238,18 @@ def find_output_damage():
         damage |= integrity.check_batch_manifests({analysis: "analysis"}, None)
         figures = [f for f in get_figures() if f"/month={month}" in f]
         damage[figures_output(month)] = integrity.check_declared(figures, {})
+        if figures and all(
+            Path(f).is_dir() for f in figures
+        ):  # one file per day in each folder
+            days = [day for day in iv_days() if day.startswith(month)]
+            expected = [
+                f"{f}/date={day}{ext}"
+                for f, ext in zip(figures, (".png", ".csv"))
+                for day in days
+            ]
+            damage[figures_output(month)] += integrity.find_damage(
+                integrity.Expected(path, None) for path in expected
+            )
     for output, found in damage.items():
         integrity.write_check(integrity.check_file(OUTPUT_CHECKS, output), found)
         if found:
