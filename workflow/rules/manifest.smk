@@ -40,10 +40,13 @@ rule manifests:
     params:
         stage_root=get_stage_root,
         segment_root=get_segment_root,
+        undated=get_undated_list,
+        code=code_of("manifests"),
     shell:
         "python -m nanolab manifests --stage-root {params.stage_root:q} --segment-root {params.segment_root:q}"
         " --stage-manifest {output.stage:q} --segment-manifest {output.segments:q}"
         " --rejects {output.rejects:q} --summary {output.summary:q}"
         " --staging-summary {output.staging_summary:q} --segmentation-qc {output.segmentation_qc:q}"
         " --segment-points {output.segment_points:q}"
+        " --undated-rejects {params.undated:q}"
         " --stage-batches {input.stage:q} --segment-batches {input.segments:q} > {log:q} 2>&1"

@@ -26,6 +26,7 @@ rule iv_figures:
         runtime=10,
     params:
         results=get_results_root,
+        code=code_of("iv_figures"),
     shell:
         "python -m nanolab.plots day --results {params.results:q} --date {wildcards.date}"
         " --overview {output.overview:q} --flagged-dir {output.flagged:q}"

@@ -18,6 +18,7 @@ rule segment_batch:
         voltage_column=SEGMENTATION["voltage_column"],
         dv_threshold=SEGMENTATION["dv_threshold"],
         min_segment_points=SEGMENTATION["min_segment_points"],
+        code=code_of("segment_batch"),
     shell:
         "python -m nanolab segment --stage-manifest {input:q} --out-root {params.out_root:q}"
         " --voltage-column {params.voltage_column:q} --dv-threshold {params.dv_threshold}"

@@ -14,12 +14,12 @@ rule stage_batch:
         mem_mb=batch_mem_mb,
         runtime=batch_runtime,
     params:
-        raw_files=get_stage_raw_files,
-        fingerprint=get_stage_fingerprint,
-        raw_root=config["raw_root"],
+        raw_files=get_stage_raw_list,
+        raw_root=str(RAW_ROOT),
         timezone=config["timezone"],
         out_root=get_out_root,
+        code=code_of("stage_batch"),
     shell:
         "python -m nanolab stage --raw-root {params.raw_root:q} --out-root {params.out_root:q}"
         " --schema {input.schema:q} --timezone {params.timezone:q} --output {output:q}"
-        " -- {params.raw_files:q} > {log:q} 2>&1"
+        " --raw-files-from {params.raw_files:q} > {log:q} 2>&1"
