@@ -3,9 +3,10 @@
 import json
 import os
 import re
-import sys
+from functools import cache
 from pathlib import Path
 
+from snakemake.logging import logger
 from snakemake.utils import validate
 
 from nanolab import catalog, changes, codehash
@@ -132,12 +133,12 @@ def raw_tree_now():
 def rule_commands():
     """{rule: 'nanolab stage'}: the package entry each rule's shell runs (`python -m <module> <subcommand>`)."""
     found = {}
-    for rule in workflow.rules:
+    for each in workflow.rules:
         match = re.search(
-            r"python -m (nanolab[\w.]*)(?: ([a-z][\w-]*))?", rule.shellcmd or ""
+            r"python -m (nanolab[\w.]*)(?: ([a-z][\w-]*))?", each.shellcmd or ""
         )
         if match:
-            found[rule.name] = " ".join(filter(None, match.groups()))
+            found[each.name] = " ".join(filter(None, match.groups()))
     return found
 
 
@@ -146,6 +147,7 @@ def code_of(rule_name):
     return lambda wildcards: code_value(rule_commands()[rule_name])
 
 
+@cache  # once per command, not once per job
 def code_value(command):
     return f"code of {command}: {codehash.code_version(command)}"
 
@@ -163,8 +165,8 @@ def print_changes():
         before = {path: entry[0] for path, entry in PREVIOUS_BUILD["files"].items()}
         lines = [changes.describe_changes(changes.diff_trees(before, now), len(now))]
         affected = {
-            rule: codehash.rule_closure(command)
-            for rule, command in rule_commands().items()
+            name: codehash.rule_closure(command)
+            for name, command in rule_commands().items()
         }
         code = changes.describe_code_changes(
             PREVIOUS_BUILD.get("code", {}), codehash.module_hashes(), affected
@@ -178,7 +180,9 @@ def print_changes():
         lines.append(
             f"nanolab: only days {', '.join(sorted(DAYS))}; other days' results are left as they are"
         )
-    print("\n".join(lines), file=sys.stderr)
+    logger.info(
+        "\n".join(lines)
+    )  # snakemake's own stream: before its job list, -n or not
 
 
 def record_raw_root():
