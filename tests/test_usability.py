@@ -138,9 +138,9 @@ def package_copy(tmp_path, monkeypatch):
     copy = tmp_path / "nanolab"
     shutil.copytree(codehash.PACKAGE_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
     monkeypatch.setattr(codehash, "PACKAGE_DIR", copy)
-    codehash.parse.cache_clear()
+    codehash.clear_caches()
     yield copy
-    codehash.parse.cache_clear()
+    codehash.clear_caches()
 
 
 def test_code_versions_change_only_for_commands_that_import_the_edited_module(package_copy):
@@ -154,7 +154,7 @@ def test_code_versions_change_only_for_commands_that_import_the_edited_module(pa
     for module, affected in edits.items():
         with open(package_copy / module, "a") as handle:
             handle.write("\n# edited\n")
-        codehash.parse.cache_clear()
+        codehash.clear_caches()
         now = {command: codehash.code_version(command) for command in commands}
         assert {command for command in commands if now[command] != before[command]} == affected, module
         before = now

