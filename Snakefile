@@ -1,6 +1,7 @@
 # nanolab: raw PyMeasure CSVs -> staged Parquet -> IV sweep segments -> IV analysis and figures.
 # Run `snakemake --cores 8` (profiles/default is picked up automatically).
 import atexit
+from pathlib import Path
 
 from snakemake.utils import min_version
 
@@ -8,6 +9,13 @@ min_version("9.0")
 
 
 configfile: "config.yaml"
+
+
+# The lab's own settings (at least raw_root), git-ignored, read after config.yaml when present:
+# every command then runs on the lab's raw tree as written. --config and --configfile still win.
+if Path("lab.yaml").exists():
+
+    configfile: "lab.yaml"
 
 
 report: "workflow/report/workflow.rst"
@@ -20,13 +28,21 @@ include: "workflow/rules/analysis.smk"
 include: "workflow/rules/report.smk"
 
 
+print_changes()
+
+
 rule all:
     default_target: True
     input:
         get_final_outputs(),
 
 
+onstart:
+    record_raw_root()
+
+
 onsuccess:
+    record_build()
     print_summary()
 
 

@@ -1,7 +1,7 @@
 import os
 from pathlib import Path
 
-from nanolab.catalog import batch_count, batch_of, find_raw_files, fingerprint, plan_batches, scan
+from nanolab.catalog import batch_count, batch_of, find_raw_files, fingerprint, plan_batches, scan, undated, undated_rows
 from nanolab.identity import make_run_id
 
 IV = "#Procedure: <laser_setup.procedures.IV.IV>\n#Parameters:\n#\tChip number: 1\n#Metadata:\n#\tStart time: {start}\n#Data:\nVsd (V),I (A)\n0,1\n"
@@ -98,3 +98,21 @@ def test_fingerprint_follows_content_and_membership_not_mtime(tmp_path):
     assert edited != before
     write(raw / "2025-09-11/IV_2.csv", IV.format(start=1757584801.0))
     assert fingerprint(scan(raw, "UTC", cache)) not in {before, edited}
+
+
+def test_unreadable_header_without_a_path_date_has_no_day_and_no_batch(tmp_path):
+    raw = tmp_path / "raw"
+    write(raw / "misc/junk.csv", "garbage, not a measurement\n")  # no header, no date in the path
+    write(raw / "2025-09-12/broken.csv", "garbage\n")  # no header, dated folder
+    write(raw / "misc/._IV.csv", "\x00\x05")  # resource fork, undated
+    write(raw / "2025-09-11/IV_1.csv", IV.format(start=1757584800.0))
+    catalog = scan(raw, "America/Santiago")
+    days = {f.source_file: f.date for f in catalog}
+    assert days == {"misc/junk.csv": None, "misc/._IV.csv": None, "2025-09-12/broken.csv": "2025-09-12", "2025-09-11/IV_1.csv": "2025-09-11"}
+    assert set(plan_batches(catalog, 400)) == {("2025-09-11", "1-of-1"), ("2025-09-12", "1-of-1")}
+    rows = {row["source_file"]: row for row in undated_rows(undated(catalog))}
+    assert set(rows) == {"misc/junk.csv", "misc/._IV.csv"}
+    assert rows["misc/junk.csv"]["status"] == "reject" and rows["misc/junk.csv"]["date"] is None
+    assert rows["misc/junk.csv"]["reason"] == "no '#Data:' line before the data table"  # what staging says of it
+    assert rows["misc/junk.csv"]["size_bytes"] == len("garbage, not a measurement\n")
+    assert rows["misc/._IV.csv"]["status"] == "skipped"

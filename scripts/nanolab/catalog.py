@@ -4,6 +4,9 @@ hash and batch.
 Read at DAG-build time, so it must be cheap for ~10,000 files: facts are cached by (size, mtime)
 and only files that changed since the last run are opened (~150 µs each otherwise). The content
 hash lets a batch's fingerprint ignore a touched-but-unchanged file.
+
+A file whose header cannot be read and whose path holds no date has no measurement day: it gets no
+batch (no job, no figure) and reaches the manifest as an undated reject with the reason found here.
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .header import HEADER_BYTES, RawFormatError, split_raw
-from .identity import make_run_id, parse_start_time, resolve_date
+from .identity import date_from_path, make_run_id, parse_start_time, resolve_date
 
-CACHE_VERSION = 3
+CACHE_VERSION = 4
+RESOURCE_FORK = "macOS resource fork (._ file), not a measurement"
+OUTSIDE_ROOT = "symlink to a file outside raw_root: not read"
 CHUNK_BYTES = 1 << 20
 
 
@@ -29,9 +34,10 @@ class RawFile:
     size: int
     mtime_ns: int
     proc: str | None  # None when the header cannot be read: the stage job writes the reject reason
-    date: str
+    date: str | None  # None: header unreadable and no date in the path (an undated reject, no batch)
     run_id: str
     content_hash: str  # "<size>:<crc32>" of the bytes; "" when the file cannot be read
+    reason: str | None = None  # why the header could not be read (the manifest row of an undated reject)
 
 
 def is_raw_csv(name: str) -> bool:
@@ -65,8 +71,10 @@ def find_raw_files(raw_root: Path) -> list[str]:
 def describe(raw_root: Path, source_file: str, timezone: str) -> RawFile:
     """Read just the header: procedure, measurement day and run_id, as the stage job will compute them."""
     path = raw_root / source_file
-    if is_resource_fork(path.name) or escapes_root(path, raw_root):
-        return unreadable(source_file, timezone)
+    if is_resource_fork(path.name):
+        return unreadable(source_file, timezone, RESOURCE_FORK)
+    if escapes_root(path, raw_root):
+        return unreadable(source_file, timezone, OUTSIDE_ROOT)
     stat = os.stat(path)  # follows symlinks; a broken one or a loop raises and is described as unreadable
     crc = 0  # change detection, not security: CRC-32 reads 450 MB in 0.23 s, blake2b in 0.5 s
     with open(path, "rb") as handle:
@@ -74,20 +82,28 @@ def describe(raw_root: Path, source_file: str, timezone: str) -> RawFile:
         crc = zlib.crc32(head)
         while chunk := handle.read(CHUNK_BYTES):
             crc = zlib.crc32(chunk, crc)
+    content_hash = f"{stat.st_size}:{crc:08x}"
     try:
         header, _, _ = split_raw(head)
         proc, start = header.procedure, parse_start_time(header.start_time_text)
-    except RawFormatError:
-        proc, start = None, None
+    except RawFormatError as error:
+        run_id = make_run_id(source_file, None)
+        return RawFile(source_file, stat.st_size, stat.st_mtime_ns, None, path_day(source_file), run_id, content_hash, str(error))
     day, _ = resolve_date(start, source_file, stat.st_mtime, timezone)
     run_id = make_run_id(source_file, start)
-    return RawFile(source_file, stat.st_size, stat.st_mtime_ns, proc, day.isoformat(), run_id, f"{stat.st_size}:{crc:08x}")
+    return RawFile(source_file, stat.st_size, stat.st_mtime_ns, proc, day.isoformat(), run_id, content_hash)
 
 
-def unreadable(source_file: str, timezone: str) -> RawFile:
-    """A file we cannot even stat or open still gets a batch, so its reject row is written."""
-    day, _ = resolve_date(None, source_file, 0.0, timezone)
-    return RawFile(source_file, -1, -1, None, day.isoformat(), make_run_id(source_file, None), "")
+def path_day(source_file: str) -> str | None:
+    """The day of a file without a readable header: a date in its path, else none (never its mtime:
+    a broken file copied today must not create a day 'today')."""
+    day = date_from_path(source_file)
+    return None if day is None else day.isoformat()
+
+
+def unreadable(source_file: str, timezone: str, reason: str) -> RawFile:
+    """A file we cannot even stat or open still gets a batch when its path is dated, so its reject row is written."""
+    return RawFile(source_file, -1, -1, None, path_day(source_file), make_run_id(source_file, None), "", reason)
 
 
 def scan(raw_root: Path, timezone: str, cache_path: Path | None = None) -> list[RawFile]:
@@ -103,8 +119,8 @@ def scan(raw_root: Path, timezone: str, cache_path: Path | None = None) -> list[
                 catalog.append(hit)
             else:
                 catalog.append(describe(raw_root, source_file, timezone))
-        except OSError:
-            catalog.append(unreadable(source_file, timezone))
+        except OSError as error:
+            catalog.append(unreadable(source_file, timezone, f"unreadable: {error.strerror or error}"))
     if cache_path is not None and {f.source_file: f for f in catalog} != cached:
         _save_cache(cache_path, raw_root, timezone, catalog)
     return catalog
@@ -151,7 +167,8 @@ def plan_batches(catalog: list[RawFile], batch_size: int) -> dict[tuple[str, str
     """Group the catalog into (date, batch label) jobs; one job per day unless the day is large."""
     by_day: dict[str, list[RawFile]] = {}
     for raw_file in catalog:
-        by_day.setdefault(raw_file.date, []).append(raw_file)
+        if raw_file.date is not None:
+            by_day.setdefault(raw_file.date, []).append(raw_file)
     plan: dict[tuple[str, str], list[RawFile]] = {}
     for day, files in sorted(by_day.items()):
         batches = batch_count(len(files), batch_size)
@@ -167,3 +184,22 @@ def fingerprint(files: list[RawFile]) -> str:
     for raw_file in sorted(files, key=lambda f: f.source_file):
         digest.update(f"{raw_file.source_file}\x00{raw_file.content_hash}\x00".encode())
     return digest.hexdigest()
+
+
+def undated(catalog: list[RawFile]) -> list[RawFile]:
+    """Files with no measurement day: they have no batch, only a manifest row."""
+    return [raw_file for raw_file in catalog if raw_file.date is None]
+
+
+def undated_rows(files: list[RawFile]) -> list[dict[str, object]]:
+    """Manifest rows of undated files (reject, or skipped for a resource fork), date null, with the reason."""
+    return [
+        {
+            "source_file": f.source_file,
+            "status": "skipped" if f.reason == RESOURCE_FORK else "reject",
+            "reason": f.reason,
+            "date": None,
+            "size_bytes": f.size if f.size >= 0 else None,
+        }
+        for f in files
+    ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.abc
+import json
 import logging
 import sys
 from pathlib import Path
@@ -24,7 +25,7 @@ log = logging.getLogger("nanolab")
 
 def run_stage(args: argparse.Namespace) -> None:
     settings = stage.StageSettings(args.raw_root, args.out_root, load_schema(args.schema), args.timezone)
-    table = stage.stage_files(args.raw_files, settings)
+    table = stage.stage_files(args.raw_files + listed_files(args.raw_files_from), settings)
     rejects = table.filter(pc.equal(table["status"], "reject"))
     for row in rejects.to_pylist():
         log.warning("rejected %s: %s", row["source_file"], row["reason"])
@@ -36,7 +37,7 @@ def run_batch(args: argparse.Namespace) -> None:
     """Stage a batch and segment its IV runs: the workflow's one job per (day, batch)."""
     staging = stage.StageSettings(args.raw_root, args.stage_root, load_schema(args.schema), args.timezone)
     segmentation = iv_segments.SegmentSettings(args.segment_root, args.voltage_column, args.dv_threshold, args.min_segment_points)
-    staged, segmented, points = batch.process_batch(args.raw_files, staging, segmentation)
+    staged, segmented, points = batch.process_batch(args.raw_files + listed_files(args.raw_files_from), staging, segmentation)
     for row in staged.filter(pc.equal(staged["status"], "reject")).to_pylist():
         log.warning("rejected %s: %s", row["source_file"], row["reason"])
     for row in segmented.filter(pc.not_equal(segmented["status"], "ok")).to_pylist():
@@ -45,6 +46,11 @@ def run_batch(args: argparse.Namespace) -> None:
     write_parquet_atomic(segmented, args.segment_output)
     write_parquet_atomic(staged, args.stage_output)
     log.info("%d raw files, %d IV runs segmented", staged.num_rows, segmented.num_rows)
+
+
+def listed_files(path: Path | None) -> list[Path]:
+    """Raw files from a JSON list (the rule passes a batch's list as a file: short params, any file name)."""
+    return [] if path is None else [Path(name) for name in json.loads(path.read_text(encoding="utf-8"))]
 
 
 def run_segment(args: argparse.Namespace) -> None:
@@ -60,13 +66,15 @@ class DamagedOutputs(RuntimeError):
     """Outputs a manifest lists as ok are not on disk as written: never write a manifest that says so."""
 
 
-def merge(kind: str, out_root: Path, batch_manifests: list[Path], output: Path) -> pa.Table:
-    """Whole-run manifest of one stage; removes outputs no current raw file produces."""
+def merge(kind: str, out_root: Path, batch_manifests: list[Path], output: Path, extra_rows: list[dict] | None = None) -> pa.Table:
+    """Whole-run manifest of one stage (plus rows no batch holds: undated rejects); removes outputs no current raw file produces."""
     schema, dataset, levels_up = {
         "stage": (stage.MANIFEST_SCHEMA, stage.STAGE_DATASET, 1),
         "segment": (iv_segments.MANIFEST_SCHEMA, iv_segments.SEGMENT_DATASET, 0),
     }[kind]
     table = manifest.merge_manifests(batch_manifests, schema)
+    if extra_rows:
+        table = manifest.sort_manifest(pa.concat_tables([table, pa.Table.from_pylist(extra_rows, schema=schema)]), schema)
     columns, listed = integrity.LISTED[kind]
     if damage := integrity.find_damage(listed(table.select(list(columns)).to_pydict())):
         # the check before the run reruns damaged batches; this is damage done while the run ran
@@ -82,7 +90,8 @@ def merge(kind: str, out_root: Path, batch_manifests: list[Path], output: Path) 
 
 def run_manifests(args: argparse.Namespace) -> None:
     """Both manifests, the rejects list and the summary in one job: the end of every run is one step."""
-    staged = merge("stage", args.stage_root, args.stage_batches, args.stage_manifest)
+    undated = json.loads(args.undated_rejects.read_text(encoding="utf-8")) if args.undated_rejects else []
+    staged = merge("stage", args.stage_root, args.stage_batches, args.stage_manifest, undated)
     segmented = merge("segment", args.segment_root, args.segment_batches, args.segment_manifest)
     days = set(args.iv_days)  # days the analysis and figure rules cover; anything else is left over
     report_root = args.staging_summary.parent  # results/04_report, where the figure rules write
@@ -117,6 +126,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--schema", type=Path, required=True, help="procedure schema YAML")
     p.add_argument("--timezone", required=True)
     p.add_argument("--output", type=Path, required=True, help="batch manifest Parquet")
+    p.add_argument("--raw-files-from", type=Path, help="JSON list of raw files, staged with those given as arguments")
     p.add_argument("raw_files", type=Path, nargs="*")
     p.set_defaults(run=run_stage)
 
@@ -141,6 +151,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--stage-output", type=Path, required=True, help="stage batch manifest Parquet")
     p.add_argument("--segment-output", type=Path, required=True, help="segment batch manifest Parquet")
     p.add_argument("--points-output", type=Path, required=True, help="the batch's segmented IV rows, Parquet")
+    p.add_argument("--raw-files-from", type=Path, help="JSON list of raw files, processed with those given as arguments")
     p.add_argument("raw_files", type=Path, nargs="*")
     p.set_defaults(run=run_batch)
 
@@ -156,6 +167,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--staging-summary", type=Path, required=True, help="CSV: files per day, procedure, status")
     p.add_argument("--segmentation-qc", type=Path, required=True, help="CSV: IV runs without exactly 4 segments")
     p.add_argument("--segment-points", type=Path, required=True, help="CSV: points per segment type")
+    p.add_argument("--undated-rejects", type=Path, help="JSON list of manifest rows of files with no day (no batch)")
     p.add_argument("--stage-batches", type=Path, nargs="*", default=[])
     p.add_argument("--segment-batches", type=Path, nargs="*", default=[])
     p.set_defaults(run=run_manifests)

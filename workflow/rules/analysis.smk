@@ -27,6 +27,7 @@ rule analyse_month:
         v_max_decimals=ANALYSIS_SETTINGS["v_max_decimals"],
         hysteresis_decimals=ANALYSIS_SETTINGS["hysteresis_decimals"],
         group_by=ANALYSIS_SETTINGS["group_by"],
+        code=code_of("analyse_month"),
     shell:
         "python -m nanolab.analysis_job --out-root {params.out_root:q} --manifest {output.manifest:q}"
         " --fits-table {output.fits:q} --poly-orders {params.poly_orders}"

@@ -1,19 +1,53 @@
-# Bookkeeping done once at DAG-build time: validate the config, catalog the raw tree,
-# plan the batches, and the input functions the rules use.
+# Bookkeeping done once at DAG-build time: validate the config, check that results/ belongs to this
+# raw tree, catalog it, plan the batches, print what changed, and the input functions the rules use.
+import json
+import os
+import re
 import sys
+from functools import cache
 from pathlib import Path
 
+from snakemake.logging import logger
 from snakemake.utils import validate
 
-from nanolab import catalog
-from nanolab.config import config_problems
+from nanolab import catalog, changes, codehash
+from nanolab.config import checked_config
 
 CONFIG_SCHEMA = Path(workflow.basedir, "workflow/schemas/config.schema.yaml")
-if problems := config_problems(config, CONFIG_SCHEMA):
-    raise WorkflowError("invalid config: " + "; ".join(problems))
+RESULTS = Path("results")
+LISTS = Path(".snakemake/nanolab")
+
+
+def checked(config):
+    """The config with command-line strings read as the schema's types (`figures=false`), or a stop
+    with one line per bad value naming the key, the value and the accepted form."""
+    coerced, problems = checked_config(config, CONFIG_SCHEMA)
+    if problems:
+        raise WorkflowError("invalid config: " + "; ".join(problems))
+    return coerced
+
+
+config.update(checked(config))
+for dotted in [key for key in config if "." in str(key)]:
+    del config[dotted]  # merged into its mapping by checked()
 validate(config, schema=str(CONFIG_SCHEMA))  # fills in the schema's defaults
 
-RAW_ROOT = Path(config["raw_root"])
+
+def checked_raw_root(raw_root):
+    """raw_root normalised (absolute, no trailing slash, symlinks resolved); stops before any job when
+    it is not a folder or when results/ was built from another raw tree (nothing is pruned).
+    """
+    normalised = changes.normalise_root(raw_root)
+    if not Path(normalised).is_dir():
+        raise WorkflowError(
+            f"raw_root {str(raw_root)!r} is not a folder (set it in lab.yaml, config.yaml or with --config raw_root=…)"
+        )
+    if problem := changes.root_mismatch(RESULTS, normalised):
+        raise WorkflowError(problem)
+    return Path(normalised)
+
+
+RAW_ROOT = checked_raw_root(config["raw_root"])
 STAGE = "results/02_stage"
 SEGMENTS = "results/03_intermediate"
 SCHEMA_FILE = str(Path(workflow.basedir, config["procedure_schema"]))
@@ -21,49 +55,191 @@ SEGMENTATION = config["segmentation"]
 ANALYSIS = "results/04_analysis"
 ANALYSIS_SETTINGS = config["analysis"]
 
-if not RAW_ROOT.is_dir():
-    raise WorkflowError(
-        f"raw_root {str(RAW_ROOT)!r} is not a folder (set it in config.yaml or with --config raw_root=…)"
-    )
-
 # Jobs are batches (one per measurement day, split only when a day exceeds batch_size), never one
 # per file: a spawned Python job costs ~0.3 s CPU, staging and segmenting one file ~3-5 ms.
 # Outputs: each job declares its two batch manifests (stage, segments); the per-run Parquet files
 # they list are written beside them. Declaring those 10,000 files made a no-op rerun 4.3 s instead of ~1 s, and
 # a directory() per job cannot work because Hive partitions are by procedure, not by day.
-# Inputs: the raw files are passed as params with a content fingerprint, not declared as input
-# files. Declared, Snakemake 9's scheduler stats every input of every ready job on each
-# scheduling pass: 1.7 M stat calls and 74 s of its own CPU for a lab-scale run (bench/).
-# The fingerprint changes when a file is added, removed or edited, not when it is only touched.
-CATALOG = catalog.scan(
-    RAW_ROOT, config["timezone"], Path(".snakemake/nanolab/raw_catalog.json")
-)
-BATCHES = catalog.plan_batches(CATALOG, config["batch_size"])
+# Inputs: a batch's raw files are listed in a small JSON file named by the batch's content
+# fingerprint, and that name is the job's param, not declared input files. Declared, Snakemake 9's
+# scheduler stats every input of every ready job on each scheduling pass: 1.7 M stat calls and 74 s
+# of its own CPU for a lab-scale run (bench/). The name changes when a file is added, removed or
+# edited, not when it is only touched; and a rerun's reason stays one short line.
+CATALOG = catalog.scan(RAW_ROOT, config["timezone"], LISTS / "raw_catalog.json")
+ALL_BATCHES = catalog.plan_batches(CATALOG, config["batch_size"])
+UNDATED = catalog.undated(CATALOG)
+
+
+def selected_days(days, planned):
+    """The days a `--config days=…` run (re)processes; every day when none are given."""
+    unknown = sorted(set(days) - {day for day, _ in planned})
+    if unknown:
+        known = sorted({day for day, _ in planned})
+        raise WorkflowError(
+            f"days: no raw files on {', '.join(unknown)} (the raw tree has {len(known)} days"
+            + (f", {known[0]} to {known[-1]})" if known else ")")
+        )
+    return set(days)
+
+
+DAYS = selected_days(config["days"], ALL_BATCHES)
+BATCHES = {
+    key: files for key, files in ALL_BATCHES.items() if not DAYS or key[0] in DAYS
+}
+
+
+def raw_list_path(day, label, files):
+    """Content-addressed: the same batch content always has the same list, so a running job's list is
+    never rewritten under it (a concurrent `snakemake -n` writes a new name)."""
+    name = f"{day}_{label}_{len(files)}-files_{catalog.fingerprint(files)}.json"
+    return LISTS / "raw_lists" / name
+
+
+def write_raw_lists(batches):
+    """Each batch's raw files (absolute paths), for its staging job to read."""
+    paths = {}
+    for (day, label), files in batches.items():
+        path = raw_list_path(day, label, files)
+        if not path.exists():
+            write_json(path, [str(RAW_ROOT / f.source_file) for f in files])
+        paths[(day, label)] = str(path)
+    return paths
+
+
+def write_undated_list(files):
+    """The undated rejects' manifest rows, for the manifests job (they have no batch)."""
+    rows = catalog.undated_rows(files)
+    digest = catalog.fingerprint(files)
+    path = LISTS / "undated" / f"{len(rows)}-files_{digest}.json"
+    if not path.exists():
+        write_json(path, rows)
+    return str(path)
+
+
+def write_json(path, document):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(document), encoding="utf-8")
+    os.replace(temporary, path)
+
+
+RAW_LISTS = write_raw_lists(BATCHES)
+UNDATED_LIST = write_undated_list(UNDATED)
+PREVIOUS_BUILD = changes.load_tree(RESULTS)
+
+
+def raw_tree_now():
+    """{path: [content hash, day]}: what a successful run records as built."""
+    return {f.source_file: [f.content_hash, f.date] for f in CATALOG}
+
+
+def rule_commands():
+    """{rule: 'nanolab stage'}: the package entry each rule's shell runs (`python -m <module> <subcommand>`)."""
+    found = {}
+    for each in workflow.rules:
+        match = re.search(
+            r"python -m (nanolab[\w.]*)(?: ([a-z][\w-]*))?", each.shellcmd or ""
+        )
+        if match:
+            found[each.name] = " ".join(filter(None, match.groups()))
+    return found
+
+
+def code_of(rule_name):
+    """Params value: hash of the package modules the rule's command imports; a change reruns its jobs."""
+    return lambda wildcards: code_value(rule_commands()[rule_name])
+
+
+@cache  # once per command, not once per job
+def code_value(command):
+    return f"code of {command}: {codehash.code_version(command)}"
+
+
+def print_changes():
+    """Before the job list of every run and dry run: what changed in the raw tree and the package code
+    since results/ was last built successfully (counts, then up to 10 paths of each kind).
+    """
+    now = {f.source_file: f.content_hash for f in CATALOG}
+    if PREVIOUS_BUILD is None:
+        lines = [
+            f"nanolab: {len(CATALOG)} raw files in {RAW_ROOT}; results/ has no record of a finished run yet"
+        ]
+    else:
+        before = {path: entry[0] for path, entry in PREVIOUS_BUILD["files"].items()}
+        lines = [changes.describe_changes(changes.diff_trees(before, now), len(now))]
+        affected = {
+            name: codehash.rule_closure(command)
+            for name, command in rule_commands().items()
+        }
+        code = changes.describe_code_changes(
+            PREVIOUS_BUILD.get("code", {}), codehash.module_hashes(), affected
+        )
+        lines += [code] if code else []
+    if UNDATED:
+        lines.append(
+            f"nanolab: {len(UNDATED)} raw files have no date (unreadable header, no date in the path): listed as rejects, no job"
+        )
+    if DAYS:
+        lines.append(
+            f"nanolab: only days {', '.join(sorted(DAYS))}; other days' results are left as they are"
+        )
+    logger.info(
+        "\n".join(lines)
+    )  # snakemake's own stream: before its job list, -n or not
+
+
+def record_raw_root():
+    """onstart: results/ now belongs to this raw tree (the first run that runs jobs records it)."""
+    changes.record_root(RESULTS, str(RAW_ROOT))
+
+
+def record_build():
+    """onsuccess: the raw tree and code results/ now reflect; stale batch lists are removed."""
+    document = changes.tree_after_run(
+        PREVIOUS_BUILD, raw_tree_now(), codehash.module_hashes(), DAYS
+    )
+    if document != PREVIOUS_BUILD:
+        changes.save_tree(RESULTS, document)
+    keep = {
+        str(raw_list_path(day, label, files))
+        for (day, label), files in ALL_BATCHES.items()
+    }
+    keep.add(UNDATED_LIST)
+    for folder in ("raw_lists", "undated"):
+        for path in (LISTS / folder).glob("*.json"):
+            if str(path) not in keep:
+                path.unlink(missing_ok=True)
 
 
 wildcard_constraints:
-    date=r"\d{4}-\d{2}-\d{2}",
+    # a days=… run: other days' batch manifests match no rule, so they are used as they are
+    date="|".join(sorted(DAYS)) if DAYS else r"\d{4}-\d{2}-\d{2}",
     batch=r"\d+-of-\d+",
     month=r"\d{4}-\d{2}",
 
 
-def get_stage_raw_files(wildcards):
-    """The raw files of one (day, batch) staging job."""
-    return [
-        str(RAW_ROOT / f.source_file)
-        for f in BATCHES[(wildcards.date, wildcards.batch)]
-    ]
+def get_stage_raw_list(wildcards):
+    """The JSON list of one (day, batch) staging job's raw files; its name holds the batch's content
+    fingerprint, so it changes whenever a member is added, removed or edited."""
+    return RAW_LISTS[(wildcards.date, wildcards.batch)]
 
 
-def get_stage_fingerprint(wildcards):
-    """Content fingerprint of the batch: a params change whenever a member is added, removed or edited."""
-    return catalog.fingerprint(BATCHES[(wildcards.date, wildcards.batch)])
+def get_undated_list(wildcards):
+    return UNDATED_LIST
+
+
+def existing_other_days(root):
+    """In a days=… run, the other days' batch manifests as they are on disk."""
+    if not DAYS:
+        return []
+    found = sorted(Path(root, "_batches").glob("date=*/batch=*.parquet"))
+    return [str(p) for p in found if p.parent.name.removeprefix("date=") not in DAYS]
 
 
 def get_stage_batch_manifests(wildcards=None):
     return [
         f"{STAGE}/_batches/date={day}/batch={label}.parquet" for day, label in BATCHES
-    ]
+    ] + existing_other_days(STAGE)
 
 
 def get_segment_batch_manifests(wildcards=None):
@@ -71,7 +247,7 @@ def get_segment_batch_manifests(wildcards=None):
     return [
         f"{SEGMENTS}/_batches/date={day}/batch={label}.parquet"
         for day, label in BATCHES
-    ]
+    ] + existing_other_days(SEGMENTS)
 
 
 def get_segment_batch_manifests_of_day(wildcards):
@@ -79,11 +255,11 @@ def get_segment_batch_manifests_of_day(wildcards):
 
 
 def iv_days(wildcards=None):
-    """Measurement days with IV runs: the days the analysis and the figures cover."""
+    """Measurement days with IV runs in the whole raw tree: the days analysed and drawn."""
     return sorted(
         {
             day
-            for (day, _), files in BATCHES.items()
+            for (day, _), files in ALL_BATCHES.items()
             if any(f.proc == "IV" for f in files)
         }
     )
@@ -91,15 +267,16 @@ def iv_days(wildcards=None):
 
 def iv_months():
     """Analysis and figure jobs are per month: their imports (pyarrow ~0.35 s, matplotlib ~1 s CPU)
-    are paid once for ~30 days, and a day always stays in its month."""
-    return sorted({day[:7] for day in iv_days()})
+    are paid once for ~30 days, and a day always stays in its month. A days=… run redoes only the
+    months of its days (with the other days' points as they are on disk)."""
+    return sorted({day[:7] for day in iv_days() if not DAYS or day in DAYS})
 
 
 def get_points_of_month(wildcards):
     """The `_points` files of the month's batches holding IV runs."""
     return [
         f"{SEGMENTS}/_points/date={day}/batch={label}.parquet"
-        for (day, label), files in BATCHES.items()
+        for (day, label), files in ALL_BATCHES.items()
         if day.startswith(f"{wildcards.month}-") and any(f.proc == "IV" for f in files)
     ]
 

@@ -43,6 +43,8 @@ rule manifests:
         segment_root=get_segment_root,
         analysis_root=ANALYSIS,
         iv_days=iv_days,
+        undated=get_undated_list,
+        code=code_of("manifests"),
     shell:
         "python -m nanolab manifests --stage-root {params.stage_root:q} --segment-root {params.segment_root:q}"
         " --analysis-root {params.analysis_root:q} --iv-days {params.iv_days}"
@@ -50,4 +52,5 @@ rule manifests:
         " --rejects {output.rejects:q} --summary {output.summary:q}"
         " --staging-summary {output.staging_summary:q} --segmentation-qc {output.segmentation_qc:q}"
         " --segment-points {output.segment_points:q}"
+        " --undated-rejects {params.undated:q}"
         " --stage-batches {input.stage:q} --segment-batches {input.segments:q} > {log:q} 2>&1"

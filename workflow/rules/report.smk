@@ -32,6 +32,8 @@ rule iv_figures:
     resources:
         mem_mb=month_mem_mb,
         runtime=15,
+    params:
+        code=code_of("iv_figures"),
     shell:
         "python -m nanolab.plots --analysis-manifest {input.analysis:q} --figure-dir {output.figures:q}"
         " --runs-dir {output.runs:q} --segment-manifests {input.segments:q} --points {input.points:q}"
