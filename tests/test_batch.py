@@ -53,7 +53,7 @@ def parquet_files(root: Path) -> dict[str, Path]:
 def test_one_pass_equals_staging_everything_then_segmenting_from_the_files(tree, tmp_path):
     files, settings = tree
     staging, segmentation = settings(tmp_path / "fused")
-    fused_stage, fused_segments = process_batch(files, staging, segmentation)
+    fused_stage, fused_segments, fused_points = process_batch(files, staging, segmentation)
     staging, segmentation = settings(tmp_path / "plain")
     plain_stage = stage.stage_files(files, staging)
     plain_segments = iv_segments.segment_runs(plain_stage, segmentation)
@@ -71,7 +71,7 @@ def test_one_pass_equals_staging_everything_then_segmenting_from_the_files(tree,
 
 def test_manifests_record_the_size_of_every_file_written(tree, tmp_path):
     files, settings = tree
-    staged, segmented = process_batch(files, *settings(tmp_path / "out"))
+    staged, segmented, _ = process_batch(files, *settings(tmp_path / "out"))
     for row in staged.to_pylist():
         if row["status"] == "ok":
             assert row["output_bytes"] == os.stat(row["output"]).st_size > 0
@@ -82,7 +82,7 @@ def test_manifests_record_the_size_of_every_file_written(tree, tmp_path):
 
 def test_segment_files_hold_data_and_run_columns_but_not_header_parameters(tree, tmp_path):
     files, settings = tree
-    staged, segmented = process_batch(files, *settings(tmp_path / "out"))
+    staged, segmented, _ = process_batch(files, *settings(tmp_path / "out"))
     row = segmented.to_pylist()[0]
     columns = set(pq.read_schema(Path(row["output"]) / "segment=0/part-000.parquet").names)
     data = {"vsd_V", "i_A", "plate_t_degC", "ambient_t_degC", "clock_ms"}
@@ -104,16 +104,18 @@ def test_a_rerun_reuses_every_whole_output(tree, tmp_path):
     again = process_batch(files, *settings(tmp_path / "out"))
     assert mtimes(tmp_path / "out") == before
     assert again[0].equals(first[0]) and again[1].equals(first[1])
+    # the points of reused runs (read back from their segment files) equal those made in memory
+    assert again[2].equals(first[2]) and first[2].num_rows == sum(sum(p) for p in first[1]["segment_points"].to_pylist())
 
 
 def test_a_truncated_staged_file_is_restaged(tree, tmp_path):
     files, settings = tree
-    staged, segmented = process_batch(files, *settings(tmp_path / "out"))
+    staged, segmented, _ = process_batch(files, *settings(tmp_path / "out"))
     row = next(r for r in staged.to_pylist() if r["status"] == "ok" and r["proc"] == "IV")
     output = Path(row["output"])
     whole = output.read_bytes()
     output.write_bytes(whole[:100])
-    again_staged, again_segmented = process_batch(files, *settings(tmp_path / "out"))
+    again_staged, again_segmented, _ = process_batch(files, *settings(tmp_path / "out"))
     assert output.read_bytes() == whole  # staged again from the raw file, not trusted from the record
     assert again_staged.equals(staged) and again_segmented.equals(segmented)
 
@@ -121,13 +123,13 @@ def test_a_truncated_staged_file_is_restaged(tree, tmp_path):
 @pytest.mark.parametrize("damage", ["truncate", "delete"])
 def test_a_damaged_segment_file_is_resegmented(tree, tmp_path, damage):
     files, settings = tree
-    staged, segmented = process_batch(files, *settings(tmp_path / "out"))
+    staged, segmented, _ = process_batch(files, *settings(tmp_path / "out"))
     row = next(r for r in segmented.to_pylist() if r["n_segments"] == 4)
     target = Path(row["output"]) / "segment=2/part-000.parquet"
     whole = target.read_bytes()
     target.write_bytes(whole[:100]) if damage == "truncate" else target.unlink()
     staged_before = Path(next(r["output"] for r in staged.to_pylist() if r["run_id"] == row["run_id"])).stat().st_mtime_ns
-    again_staged, again_segmented = process_batch(files, *settings(tmp_path / "out"))
+    again_staged, again_segmented, _ = process_batch(files, *settings(tmp_path / "out"))
     assert target.read_bytes() == whole
     assert again_segmented.equals(segmented) and again_staged.equals(staged)
     staged_after = Path(next(r["output"] for r in staged.to_pylist() if r["run_id"] == row["run_id"])).stat().st_mtime_ns
@@ -136,9 +138,9 @@ def test_a_damaged_segment_file_is_resegmented(tree, tmp_path, damage):
 
 def test_a_new_segmentation_setting_resegments_from_the_reused_staged_files(tree, tmp_path):
     files, settings = tree
-    staged, _ = process_batch(files, *settings(tmp_path / "out"))
+    staged, _, _ = process_batch(files, *settings(tmp_path / "out"))
     staged_before = mtimes(tmp_path / "out/02_stage")
-    _, fewer = process_batch(files, *settings(tmp_path / "out", min_points=10_000))
+    _, fewer, _ = process_batch(files, *settings(tmp_path / "out", min_points=10_000))
     assert mtimes(tmp_path / "out/02_stage") == staged_before
     assert set(fewer["status"].to_pylist()) == {"no_segments"}
     assert not list((tmp_path / "out/03_intermediate").rglob("*.parquet"))  # stale segments removed
@@ -151,7 +153,7 @@ def test_a_batch_job_never_imports_pandas(tree, tmp_path):
     arguments = ["batch", "--raw-root", str(files[0].parents[1]), "--schema", str(SCHEMA_FILE), "--timezone", "America/Santiago",
                  "--stage-root", str(out / "02"), "--segment-root", str(out / "03"), "--voltage-column", "vsd_V",
                  "--dv-threshold", "0.001", "--min-segment-points", "5", "--stage-output", str(out / "s.parquet"),
-                 "--segment-output", str(out / "g.parquet"), "--", *map(str, files)]  # fmt: skip
+                 "--segment-output", str(out / "g.parquet"), "--points-output", str(out / "p.parquet"), "--", *map(str, files)]  # fmt: skip
     script = "import sys; from nanolab.cli import main; main(sys.argv[1:]); print('pandas' in sys.modules, 'pyarrow' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", script, *arguments], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False True"  # pyarrow in use, no pandas module

@@ -62,7 +62,7 @@ def test_profile_parses_names_its_executor_and_uses_only_known_options(name):
         pinned = pins(REPO / "requirements-cluster.txt")[f"snakemake-executor-plugin-{name}"]
         assert importlib.metadata.version(f"snakemake-executor-plugin-{name}") == pinned
         assert settings["jobs"] > 1 and {"mem_mb", "runtime"} <= set(settings["default-resources"])
-        assert set(settings["groups"]) == {"stage_batch", "iv_figures"}
+        assert set(settings["groups"]) == {"stage_batch"}  # month jobs (analysis, figures) span many days: not grouped
     known = {option for action in get_argument_parser()._actions for option in action.option_strings}
     assert {f"--{key}" for key in settings} <= known  # a misspelt key would be silently ignored
     rules = set(re.findall(r"^rule (\w+):", "".join(p.read_text() for p in (REPO / "workflow/rules").glob("*.smk")), re.M))
@@ -74,7 +74,7 @@ def test_default_profile_keeps_local_runs_sensible():
     settings = profile("default")
     assert settings["rerun-incomplete"] and settings["keep-going"] and settings["retries"] >= 1
     rules = "".join(p.read_text() for p in (REPO / "workflow/rules").glob("*.smk"))
-    assert len(re.findall(r"^rule \w+:", rules, re.M)) == rules.count("threads: 1") == 3  # single-threaded jobs
+    assert len(re.findall(r"^rule \w+:", rules, re.M)) == rules.count("threads: 1") == 4  # single-threaded jobs
     assert "groups" not in settings  # groups would also reshape dry runs; they belong to the cluster profiles
 
 
@@ -177,7 +177,7 @@ def rule_envs() -> dict[str, Path]:
 
 def test_every_rule_points_to_a_conda_env_that_pins_the_pip_requirements():
     envs = rule_envs()
-    assert {"stage_batch", "manifests", "iv_figures"} <= set(envs)
+    assert {"stage_batch", "analyse_month", "iv_figures", "manifests"} <= set(envs)
     requirements = {k: v for k, v in pins(REPO / "requirements.txt").items() if k not in NOT_IN_JOB_ENVS}
     for rule, env_file in envs.items():
         assert env_file.is_file() and env_file.parent == REPO / "envs", (rule, env_file)
@@ -270,7 +270,7 @@ def test_workflow_on_slurm_goes_through_sbatch_and_equals_a_local_run(slurm_clus
     # 1. Every cluster job went through sbatch: SLURM gave it a job id, ran it to completion, and its
     #    output (the inner snakemake that ran the rules inside the allocation) is the SLURM log.
     submitted = re.findall(r"has been submitted with SLURM jobid (\d+) \(log: (.+?)\)\.", output)
-    assert len(submitted) == 2, output  # 7 rule jobs: one group job for both days, one for the manifests
+    assert len(submitted) == 4, output  # one group job for both days, the month's analysis and figures, the manifests
     rules_run_by_slurm = []
     for job_id, log in submitted:
         job = slurm_cluster.job(job_id)
@@ -279,13 +279,13 @@ def test_workflow_on_slurm_goes_through_sbatch_and_equals_a_local_run(slurm_clus
         slurm_log = Path(log)
         assert slurm_log.is_file() and slurm_log.parent.parent == cluster.path / ".snakemake/slurm_logs", log
         rules_run_by_slurm += re.findall(r"^rule (\w+):", slurm_log.read_text(), re.M)
-    assert sorted(rules_run_by_slurm) == sorted(["stage_batch"] * 2 + ["iv_figures"] * 2 + ["manifests"])
-    # The group job runs its four jobs one after another (the plugin's way), and asks for just that:
+    assert sorted(rules_run_by_slurm) == sorted(["stage_batch"] * 2 + ["analyse_month", "iv_figures", "manifests"])
+    # The group job runs its two jobs one after another (the plugin's way), and asks for just that:
     # 1 CPU and the sum of their runtimes, not a CPU per day side by side.
     group = slurm_cluster.job(next(job_id for job_id, log in submitted if "/group_day" in log))
-    runtimes = re.findall(r"^\s+rule (?:stage_batch|iv_figures):\n(?:.*\n)*?\s+resources: .*\bruntime=(\d+)", output, re.M)
+    runtimes = re.findall(r"^\s+rule stage_batch:\n(?:.*\n)*?\s+resources: .*\bruntime=(\d+)", output, re.M)
     hours, minutes, _ = group["TimeLimit"].split(":")
-    assert group["NumCPUs"] == "1" and len(runtimes) == 4 and 60 * int(hours) + int(minutes) == sum(map(int, runtimes))
+    assert group["NumCPUs"] == "1" and len(runtimes) == 2 and 60 * int(hours) + int(minutes) == sum(map(int, runtimes))
 
     # 2. The same results as the local run.
     assert_same_results(cluster, local_run)
@@ -318,8 +318,8 @@ def test_cluster_generic_profile_runs_the_workflow_through_qsub_and_its_status_s
     generic = new_workdir(tmp_path / "generic", local_run.raw_root)
     run_snakemake(generic, env, "--profile", str(PROFILES / "cluster-generic"), "--seconds-between-status-checks", "1")
     calls = (jobs / "qsub.calls").read_text().splitlines()
-    assert len(calls) == 2, calls  # one job for both days, one for the manifests
+    assert len(calls) == 4, calls  # one job for both days, the month's analysis and figures, the manifests
     # two days side by side, each stage_batch 5 + figures 10 minutes (the rules' runtimes)
     assert "select=1:ncpus=2:mem=2000mb" in calls[0] and "walltime=15:00" in calls[0]
-    assert sorted(p.read_text() for p in jobs.glob("*.rc")) == ["0\n", "0\n"]
+    assert sorted(p.read_text() for p in jobs.glob("*.rc")) == ["0\n"] * 4
     assert_same_results(generic, local_run)

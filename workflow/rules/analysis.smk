@@ -22,7 +22,7 @@ rule analyse_month:
         mem_mb=month_mem_mb,
         runtime=15,
     params:
-        out_root=ANALYSIS,
+        out_root=get_analysis_root,
         poly_orders=ANALYSIS_SETTINGS["poly_orders"],
         v_max_decimals=ANALYSIS_SETTINGS["v_max_decimals"],
         hysteresis_decimals=ANALYSIS_SETTINGS["hysteresis_decimals"],

@@ -250,10 +250,6 @@ def get_segment_batch_manifests(wildcards=None):
     ] + existing_other_days(SEGMENTS)
 
 
-def get_segment_batch_manifests_of_day(wildcards):
-    return [m for m in get_segment_batch_manifests() if f"/date={wildcards.date}/" in m]
-
-
 def iv_days(wildcards=None):
     """Measurement days with IV runs in the whole raw tree: the days analysed and drawn."""
     return sorted(
@@ -272,19 +268,26 @@ def iv_months():
     return sorted({day[:7] for day in iv_days() if not DAYS or day in DAYS})
 
 
-def get_points_of_month(wildcards):
-    """The `_points` files of the month's batches holding IV runs."""
+def month_batches(month, kind):
+    """`_points` or `_batches` (segment manifests) files of the month's batches holding IV runs."""
     return [
-        f"{SEGMENTS}/_points/date={day}/batch={label}.parquet"
+        f"{SEGMENTS}/{kind}/date={day}/batch={label}.parquet"
         for (day, label), files in ALL_BATCHES.items()
-        if day.startswith(f"{wildcards.month}-") and any(f.proc == "IV" for f in files)
+        if day.startswith(f"{month}-") and any(f.proc == "IV" for f in files)
     ]
+
+
+def get_points_of_month(wildcards):
+    return month_batches(wildcards.month, "_points")
 
 
 def get_segment_batch_manifests_of_month(wildcards):
-    return [
-        m.replace("/_points/", "/_batches/") for m in get_points_of_month(wildcards)
-    ]
+    return month_batches(wildcards.month, "_batches")
+
+
+def get_analysis_root(wildcards, output):
+    """results/04_analysis, from the month manifest's path (`<root>/_batches/month=….parquet`)."""
+    return str(Path(output.manifest).parents[1])
 
 
 def get_analysis():
@@ -405,15 +408,15 @@ def find_output_damage():
     damage[MERGED_STAGE_MANIFEST] = integrity.check_declared(merged, sizes or {})
     if sizes is None and any(Path(p).exists() for p in merged):
         damage[MERGED_STAGE_MANIFEST].append(integrity.Damage(record, None, None))
-    for stage_manifest in get_stage_batch_manifests():  # the batch job's points file
-        points = stage_manifest.replace(STAGE, SEGMENTS, 1).replace(
-            "/_batches/", "/_points/"
-        )
-        damage[stage_manifest] += integrity.check_declared([points], {})
+    for day, label in BATCHES:  # the batch job's points file
+        points = f"{SEGMENTS}/_points/date={day}/batch={label}.parquet"
+        damage[
+            f"{STAGE}/_batches/date={day}/batch={label}.parquet"
+        ] += integrity.check_declared([points], {})
     for month in iv_months():
         analysis = f"{ANALYSIS}/_batches/month={month}.parquet"
         damage |= integrity.check_batch_manifests({analysis: "analysis"}, None)
-        figures = [f for f in get_figures() if f"/month={month}" in f]
+        figures = [f for f in get_figures() if f.endswith(f"month={month}")]
         damage[figures_output(month)] = integrity.check_declared(figures, {})
         if figures and all(
             Path(f).is_dir() for f in figures
