@@ -144,11 +144,12 @@ def package_copy(tmp_path, monkeypatch):
 
 
 def test_code_versions_change_only_for_commands_that_import_the_edited_module(package_copy):
-    commands = ["nanolab stage", "nanolab segment", "nanolab manifests", "nanolab.plots day"]
+    commands = ["nanolab batch", "nanolab manifests", "nanolab.analysis_job", "nanolab.plots"]
     before = {command: codehash.code_version(command) for command in commands}
     edits = {
-        "segment.py": {"nanolab segment", "nanolab manifests", "nanolab.plots day"},  # plots imports SEGMENT_TYPES
-        "table.py": {"nanolab stage", "nanolab manifests", "nanolab.plots day"},  # staging's column mapping
+        "plots.py": {"nanolab.plots"},
+        "analysis.py": {"nanolab.analysis_job", "nanolab.plots"},  # the figures call analyse_day for empty days
+        "segment.py": set(commands),  # segments, their manifest, points and what is read from them
         "synthetic.py": set(),  # test data only
     }
     for module, affected in edits.items():
@@ -161,7 +162,7 @@ def test_code_versions_change_only_for_commands_that_import_the_edited_module(pa
 
 
 def test_closure_names_only_modules_the_command_really_imports():
-    for command in ("nanolab stage", "nanolab segment", "nanolab manifests", "nanolab.plots day"):
+    for command in ("nanolab batch", "nanolab manifests", "nanolab.analysis_job", "nanolab.plots"):
         module = command.split()[0]
         entry = "nanolab.cli" if module == "nanolab" else module  # what `python -m nanolab` imports
         probe = f"import sys; import {entry}; print(sorted(sys.modules))"
@@ -277,7 +278,7 @@ def test_undated_rejects_are_listed_with_a_null_date_and_make_no_day(built):
     assert len(junk) == 1 and junk[0]["status"] == "reject" and junk[0]["date"] is None and junk[0]["reason"]
     assert "notes/junk.csv" in (built.results / "02_stage/_manifest/rejects.csv").read_text()
     days = {p.name for p in (built.results / "02_stage/_batches").iterdir()}
-    figures = {p.name for p in (built.results / "04_report/iv_overview").iterdir()}
+    figures = {p.name for p in (built.results / "04_report/iv_days").rglob("*.png")}
     assert days == {f"date={d}" for d in SANTIAGO_NOON} and figures == {f"date={d}.png" for d in SANTIAGO_NOON}
     assert len(manifest) == 8
 
@@ -286,7 +287,7 @@ def test_config_values_as_typed_on_the_command_line(built):
     for typed in ("figures=false", "figures=False"):
         (built.raw_root / "2025-09-10/IV2025-09-10_2.csv").write_text("now broken\n")  # gives the day work to do
         assert "iv_figures" not in built.planned_jobs("--config", typed)
-    assert built.planned_jobs("--config", "segmentation={dv_threshold: 0.002}")["segment_batch"] == 2
+    assert built.planned_jobs("--config", "segmentation={dv_threshold: 0.002}")["stage_batch"] == 2
     result = built.snakemake("-n", "--config", "figures=maybe", check=False)
     assert result.returncode != 0 and "figures: 'maybe' is not accepted; use true or false" in output_of(result)
 
@@ -300,8 +301,8 @@ def test_editing_the_package_reruns_the_rules_whose_code_changed(built, tmp_path
         handle.write("\n# a change to segmentation\n")
     result = built.snakemake("-n")
     assert "code changed since results/ was last built: nanolab.segment" in output_of(result)
-    assert "code of nanolab segment" in output_of(result)
-    assert built.planned_jobs() == {"segment_batch": 2, "iv_figures": 2, "manifests": 1, "all": 1}
+    assert "code of nanolab batch" in output_of(result)
+    assert built.planned_jobs() == {"stage_batch": 2, "analyse_month": 1, "iv_figures": 1, "manifests": 1, "all": 1}
 
 
 def test_one_day_is_reprocessed_without_touching_the_others(built):
@@ -309,7 +310,8 @@ def test_one_day_is_reprocessed_without_touching_the_others(built):
         path = built.raw_root / day / f"IV{day}_1.csv"
         path.write_text(path.read_text().replace("\n0.0", "\n0.00000001", 1))
     other_day = {p: m for p, m in parquet_files(built.results).items() if "date=2025-09-11" in p}
-    assert built.planned_jobs("--config", "days=2025-09-10") == {"stage_batch": 1, "segment_batch": 1, "iv_figures": 1, "manifests": 1, "all": 1}
+    planned = {"stage_batch": 1, "analyse_month": 1, "iv_figures": 1, "manifests": 1, "all": 1}
+    assert built.planned_jobs("--config", "days=2025-09-10") == planned
     built.snakemake("--config", "days=2025-09-10")
     assert {p: m for p, m in parquet_files(built.results).items() if "date=2025-09-11" in p} == other_day
     manifest = pq.read_table(built.results / "02_stage/_manifest/manifest.parquet")

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from .header import HEADER_BYTES, RawFormatError, split_raw
 from .identity import date_from_path, make_run_id, parse_start_time, resolve_date
+from .io import write_text_atomic
 
 CACHE_VERSION = 4
 RESOURCE_FORK = "macOS resource fork (._ file), not a measurement"
@@ -142,11 +143,8 @@ def _load_cache(cache_path: Path | None, raw_root: Path, timezone: str) -> dict[
 
 
 def _save_cache(cache_path: Path, raw_root: Path, timezone: str, catalog: list[RawFile]) -> None:
-    cache_path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = cache_path.with_name(f".{cache_path.name}.{os.getpid()}.tmp")
     document = {"key": _cache_key(raw_root, timezone), "files": [vars(f) for f in catalog]}
-    temporary.write_text(json.dumps(document), encoding="utf-8")
-    os.replace(temporary, cache_path)
+    write_text_atomic(cache_path, json.dumps(document), private=True)
 
 
 def batch_count(files: int, batch_size: int) -> int:

@@ -14,6 +14,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .io import write_text_atomic
+
 RECORD_FOLDER = ".nanolab"
 ROOT_RECORD = "raw_root"
 TREE_RECORD = "raw_tree.json"
@@ -136,7 +138,4 @@ def save_tree(results: Path, document: dict) -> None:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
+    write_text_atomic(path, text, private=True)

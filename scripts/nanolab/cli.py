@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import batch, integrity, iv_segments, manifest, stage
-from .io import read_parquet, write_parquet_atomic
+from .io import read_parquet, write_parquet_atomic, write_text_atomic
 from .schema import load_schema
 
 log = logging.getLogger("nanolab")
@@ -82,6 +82,9 @@ def merge(kind: str, out_root: Path, batch_manifests: list[Path], output: Path, 
         raise DamagedOutputs(f"{len(damage)} {kind} outputs listed as ok are missing or damaged (run snakemake again to rebuild them): {named}")
     removed = manifest.prune_orphans(out_root / dataset, manifest.output_folders(table, levels_up), depth=3)
     removed += manifest.prune_stale_batches(out_root / "_batches", set(batch_manifests))
+    if kind == "segment":  # each batch's points file, beside its segment manifest
+        points = {out_root / "_points" / Path(path).relative_to(out_root / "_batches") for path in batch_manifests}
+        removed += manifest.prune_stale_batches(out_root / "_points", points)
     for path in removed:
         log.info("removed %s: no raw file produces it any more", path)
     write_parquet_atomic(table, output)
@@ -102,7 +105,7 @@ def run_manifests(args: argparse.Namespace) -> None:
     manifest.write_csv(manifest.flagged_runs(segmented), args.segmentation_qc)
     manifest.write_csv(manifest.segment_point_counts(segmented), args.segment_points)
     text = manifest.summarize(staged, segmented, str(args.rejects))
-    manifest.write_text_atomic(args.summary, text)
+    write_text_atomic(args.summary, text)
     outputs = [
         args.stage_manifest,
         args.segment_manifest,

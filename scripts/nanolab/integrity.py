@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from .io import write_text_atomic
+
 PARQUET_MAGIC = b"PAR1"
 PNG_TRAILER = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # empty IEND chunk: the last 12 bytes of every whole PNG
 OUTPUT_SIZES = "_outputs.json"  # written by the manifests job beside the merged stage manifest
@@ -198,10 +200,7 @@ def load_output_sizes(record: str | Path) -> dict[str, int] | None:
 def save_output_sizes(record: Path, outputs: Iterable[Path]) -> Path:
     """Written last by the job, so a record exists only when every output it names is whole."""
     sizes = {str(path): path.stat().st_size for path in outputs}
-    temporary = record.with_name(f".{record.name}.tmp")
-    temporary.write_text(json.dumps(sizes, indent=0, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(temporary, record)
-    return record
+    return write_text_atomic(record, json.dumps(sizes, indent=0, sort_keys=True) + "\n")
 
 
 def check_file(checks_root: str, output: str) -> str:
@@ -227,10 +226,7 @@ def write_check(path: str | Path, damage: list[Damage]) -> None:
 
 
 def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
+    write_text_atomic(path, text, private=True)  # at DAG time: a concurrent `snakemake -n` may write too
 
 
 def damage_line(output: str, damage: list[Damage], shown: int = 5) -> str:

@@ -42,9 +42,11 @@ def parquet_bytes(table: pa.Table) -> pa.Buffer:
     return sink.getvalue()
 
 
-def write_bytes_atomic(data: pa.Buffer | bytes, path: Path) -> Written:
-    """Write to a hidden temp file beside `path`, then rename: readers never see a half-written file."""
-    temporary = temporary_for(path)
+def write_bytes_atomic(data: pa.Buffer | bytes, path: Path, private: bool = False) -> Written:
+    """Write to a hidden temp file beside `path`, then rename: readers never see a half-written file,
+    and a failed write (a full disk) leaves nothing behind. `private`: a temp name of this process's
+    own, for files that two snakemake processes may write at once (records written at DAG time)."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp") if private else temporary_for(path)
     try:
         try:
             handle = open(temporary, "wb")
@@ -62,6 +64,10 @@ def write_bytes_atomic(data: pa.Buffer | bytes, path: Path) -> Written:
 def write_parquet(table: pa.Table, path: str | Path) -> Written:
     """One table as one Parquet file, serialised in memory, so size and CRC come without reading it back."""
     return write_bytes_atomic(parquet_bytes(table), Path(path))
+
+
+def write_text_atomic(path: Path, text: str, private: bool = False) -> Path:
+    return write_bytes_atomic(text.encode("utf-8"), Path(path), private).path
 
 
 def write_parquet_atomic(table: pa.Table, path: str | Path) -> Path:

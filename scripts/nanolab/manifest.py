@@ -76,17 +76,6 @@ def write_rejects_csv(manifest: pa.Table, path: Path) -> Path:
     return path
 
 
-def write_text_atomic(path: Path, text: str) -> Path:
-    """Temp file + rename, like every Parquet file: a full disk never leaves half a summary."""
-    temporary = temporary_for(path)
-    try:
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return path
-
-
 def damaged_files_line(stage: pa.Table, shown: int = 5) -> str:
     """Staged files with skipped rows or null cells: how many, and the first `shown` by name."""
     ok = stage.filter(pc.equal(stage["status"], "ok"))

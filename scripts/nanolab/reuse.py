@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from .io import Written, file_crc
+from .io import Written, file_crc, write_text_atomic
 
 CODE_VERSION = hashlib.blake2b(b"".join(path.read_bytes() for path in sorted(Path(__file__).parent.glob("*.py"))), digest_size=8).hexdigest()
 
@@ -61,10 +61,7 @@ def load(record: Path, expected_key: str) -> Record | None:
 def save(record: Path, record_key: str, row: dict, outputs: list[Written]) -> None:
     """Written after the outputs themselves, so a record never vouches for a half-written run."""
     listed = [[Path(os.path.relpath(output.path, record.parent)).as_posix(), output.size, output.crc] for output in outputs]
-    temporary = record.with_name(f".{record.name}.tmp")
-    record.parent.mkdir(parents=True, exist_ok=True)
-    temporary.write_text(json.dumps({"key": record_key, "row": row, "outputs": listed}, default=_jsonable), encoding="utf-8")
-    os.replace(temporary, record)
+    write_text_atomic(record, json.dumps({"key": record_key, "row": row, "outputs": listed}, default=_jsonable))
 
 
 def _jsonable(value: object) -> str:

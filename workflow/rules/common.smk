@@ -1,7 +1,6 @@
 # Bookkeeping done once at DAG-build time: validate the config, check that results/ belongs to this
 # raw tree, catalog it, plan the batches, print what changed, and the input functions the rules use.
 import json
-import os
 import re
 import sys
 from functools import cache
@@ -12,6 +11,7 @@ from snakemake.utils import validate
 
 from nanolab import catalog, changes, codehash
 from nanolab.config import checked_config
+from nanolab.io import write_text_atomic
 
 CONFIG_SCHEMA = Path(workflow.basedir, "workflow/schemas/config.schema.yaml")
 RESULTS = Path("results")
@@ -117,10 +117,7 @@ def write_undated_list(files):
 
 
 def write_json(path, document):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(document), encoding="utf-8")
-    os.replace(temporary, path)
+    write_text_atomic(path, json.dumps(document), private=True)
 
 
 RAW_LISTS = write_raw_lists(BATCHES)
