@@ -42,6 +42,7 @@ FLAG_COLOUR = "#D00000"
 # or this many times its own 95th percentile of |I| (a spike in an otherwise ordinary sweep).
 OUTLIER_FACTOR = 10.0
 DPI = 72
+TRACE_POINTS = 120  # points drawn per segment at most (plus its extremes)
 
 
 @dataclass(frozen=True)
@@ -138,9 +139,19 @@ def trace_pieces(points: pa.Table) -> tuple[list[np.ndarray], np.ndarray, np.nda
     if v.size == 0:
         return [], np.array([], dtype=object), np.array([], dtype=bool)
     starts = np.flatnonzero(np.r_[True, (run[1:] != run[:-1]) | (segment[1:] != segment[:-1])])
-    pieces = np.split(np.column_stack([v, i]), starts[1:])
+    pieces = [thinned(piece) for piece in np.split(np.column_stack([v, i]), starts[1:])]
     returning = pc.match_substring(points["segment_type"], "return").to_numpy(zero_copy_only=False)[starts]
     return pieces, run[starts], returning
+
+
+def thinned(piece: np.ndarray, most: int = TRACE_POINTS) -> np.ndarray:
+    """At most ~`most` evenly spaced points of a trace plus its extremes of I, so a one-point spike
+    stays visible: a 1,000-point segment is ~3 pixels per point at this size, and Agg's cost is per point."""
+    if len(piece) <= most:
+        return piece
+    current = np.nan_to_num(piece[:, 1], nan=0.0)
+    keep = np.union1d(np.linspace(0, len(piece) - 1, most).astype(np.int64), [np.argmax(current), np.argmin(current)])
+    return piece[keep]
 
 
 def chip_colours(infos: list[RunInfo], chips: list[str]) -> dict[str, str]:
@@ -197,8 +208,8 @@ def draw_analysis(analysis: dict[str, pa.Table], colour: dict[str, str], fit_col
     for group, number in chip_keys(stats):
         chip = chip_label(group, number)
         chip_stats, chip_loops, chip_peaks = (of_chip(t, group, number) for t in (stats, hysteresis, peaks))
-        for v_max in np.unique(chip_stats["v_max_V"].to_numpy(zero_copy_only=False)):
-            label = f"{chip} {v_max:g} V"
+        for k, v_max in enumerate(np.unique(chip_stats["v_max_V"].to_numpy(zero_copy_only=False))):
+            label = chip if k == 0 else None  # one legend entry per chip: its groups share its colour
             group_stats = chip_stats.filter(pc.equal(chip_stats["v_max_V"], v_max))
             for branch, style in (("forward", "-"), ("return", "--")):
                 rows = group_stats.filter(pc.equal(group_stats["branch"], branch))
