@@ -122,20 +122,24 @@ def read_staged(path: Path) -> pa.Table:
 
 def run_points(run_id: str, segments: list[pa.Table], voltage_column: str) -> pa.Table:
     """A run's segment rows in the `_points` layout (the swept voltage as vsd_V, null current if none)."""
-    parts = []
-    for table in segments:
-        n = table.num_rows
-        columns = {
-            "run_id": pa.array([run_id] * n, pa.string()),
-            "chip_group": table["chip_group"] if "chip_group" in table.column_names else pa.nulls(n, pa.string()),
-            "chip_number": table["chip_number"] if "chip_number" in table.column_names else pa.nulls(n, pa.int64()),
-            "segment_id": table["segment_id"],
-            "segment_type": table["segment_type"],
-            "vsd_V": table[voltage_column],
-            "i_A": table["i_A"] if "i_A" in table.column_names else pa.nulls(n, pa.float64()),
-        }
-        parts.append(pa.table(columns).cast(POINTS_SCHEMA))
-    return pa.concat_tables(parts) if parts else POINTS_SCHEMA.empty_table()
+    if not segments:
+        return POINTS_SCHEMA.empty_table()
+    rows = pa.concat_tables(segments, promote_options="permissive")
+    n = rows.num_rows
+
+    def column(name: str, type_: pa.DataType) -> pa.ChunkedArray | pa.Array:
+        return rows[name] if name in rows.column_names else pa.nulls(n, type_)
+
+    columns = [
+        pa.repeat(pa.scalar(run_id, pa.string()), n),
+        column("chip_group", pa.string()),
+        column("chip_number", pa.int64()),
+        rows["segment_id"],
+        rows["segment_type"],
+        rows[voltage_column],
+        column("i_A", pa.float64()),
+    ]
+    return pa.table(columns, names=POINTS_SCHEMA.names).cast(POINTS_SCHEMA)
 
 
 def read_segments(written: list[Written]) -> list[pa.Table]:
