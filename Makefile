@@ -5,28 +5,35 @@ VENV ?= .venv
 PYTHON ?= python3
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: install run test lint format bench
+.PHONY: install install-dev run test lint format bench
 install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-cluster.txt pyproject.toml
+$(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV)/bin/python -m pip install --quiet -r requirements-dev.txt -r requirements-cluster.txt -e .
+	$(VENV)/bin/python -m pip install --quiet -r requirements.txt -e .
+	touch $@
+
+# Test tools and the cluster executor plugins only where tests (or a cluster) need them: snakemake
+# imports every installed executor plugin at each start (the SLURM one imports pandas: ~0.7 s a run).
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt requirements-cluster.txt
+	$(VENV)/bin/python -m pip install --quiet -r requirements-dev.txt -r requirements-cluster.txt
 	touch $@
 
 run: install
 	snakemake --cores 8
 
-test: install
+test: install-dev
 	pytest
 
-lint: install
+lint: install-dev
 	ruff check .
 	ruff format --check .
 	snakemake --lint
 	snakefmt --check Snakefile workflow/rules
 
-format: install
+format: install-dev
 	ruff format .
 	snakefmt Snakefile workflow/rules
 
