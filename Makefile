@@ -16,7 +16,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	touch $@
 
 # Test tools and the cluster executor plugins only where tests (or a cluster) need them: snakemake
-# imports every installed executor plugin at each start (the SLURM one imports pandas: ~0.7 s a run).
+# imports every installed executor plugin at each start (the SLURM one imports pandas: ~0.5 s a run).
 $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt requirements-cluster.txt
 	$(VENV)/bin/python -m pip install --quiet -r requirements-dev.txt -r requirements-cluster.txt
 	touch $@
