@@ -27,7 +27,6 @@ log = logging.getLogger("nanolab")
 ANALYSIS_SCHEMA = pa.schema(
     [("date", pa.string()), ("kind", pa.string()), ("rows", pa.int64()), ("output", pa.string()), ("output_bytes", pa.int64())]
 )
-EMPTY_POINTS = POINTS_SCHEMA.empty_table()
 
 
 def day_of(path: Path) -> str:
@@ -45,7 +44,7 @@ def points_by_day(points_files: list[Path]) -> dict[str, list[Path]]:
 def read_points(paths: list[Path], with_segments: bool = False) -> pa.Table:
     """A day's points from its batch files (analysis needs no segment ids; figures do)."""
     tables = [read_parquet(path).cast(POINTS_SCHEMA) for path in paths]
-    points = pa.concat_tables(tables) if tables else EMPTY_POINTS
+    points = pa.concat_tables(tables) if tables else POINTS_SCHEMA.empty_table()
     return points if with_segments else points.drop_columns(["segment_id"])
 
 

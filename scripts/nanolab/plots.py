@@ -29,8 +29,8 @@ from matplotlib.collections import LineCollection  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
-from .analysis import AnalysisSettings, analyse_day  # noqa: E402
-from .analysis_job import EMPTY_POINTS, points_by_day, read_points  # noqa: E402
+from .analysis import KINDS, AnalysisSettings, output_schema  # noqa: E402
+from .analysis_job import points_by_day, read_points  # noqa: E402
 from .io import read_parquet  # noqa: E402
 from .iv_segments import MANIFEST_SCHEMA as SEGMENT_MANIFEST  # noqa: E402
 from .manifest import write_csv  # noqa: E402
@@ -302,7 +302,7 @@ def plot_month(points_files: list[Path], segment_manifests: list[Path], analysis
         points = read_points(points_of.get(day, []), with_segments=True)
         tables = {row["kind"]: read_parquet(row["output"]) for row in analysis.filter(pc.equal(analysis["date"], day)).to_pylist()}
         if not tables:
-            tables = {kind: empty for kind, empty in analyse_day(EMPTY_POINTS, AnalysisSettings()).items()}
+            tables = {kind: output_schema(kind, AnalysisSettings()).empty_table() for kind in KINDS}
         infos = run_infos(points, day_runs)
         written.append(save_png(canvas.draw(day, points, infos, tables), figure_dir / f"date={day}.png"))
         written.append(write_csv(runs_table(infos), runs_dir / f"date={day}.csv"))
