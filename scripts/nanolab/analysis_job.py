@@ -8,7 +8,6 @@ file recomputes only its day.
 
 from __future__ import annotations
 
-import argparse
 import logging
 from collections import defaultdict
 from pathlib import Path
@@ -20,6 +19,7 @@ from . import reuse
 from .analysis import KINDS, AnalysisSettings, analyse_day
 from .io import read_parquet, write_parquet, write_parquet_atomic
 from .iv_segments import POINTS_SCHEMA
+from .jobargs import JobArgumentParser
 from .manifest import write_csv
 
 log = logging.getLogger("nanolab")
@@ -82,7 +82,7 @@ def fits_table(manifest: pa.Table) -> pa.Table:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m nanolab.analysis_job", description=__doc__)
+    parser = JobArgumentParser(prog="python -m nanolab.analysis_job", description=__doc__)
     parser.add_argument("--out-root", type=Path, required=True, help="results/04_analysis")
     parser.add_argument("--manifest", type=Path, required=True, help="the month's analysis manifest (Parquet)")
     parser.add_argument("--fits-table", type=Path, required=True, help="CSV: resistance and R² per group, for the report")

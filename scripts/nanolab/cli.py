@@ -17,7 +17,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import batch, integrity, iv_segments, manifest, stage
-from .io import read_parquet, write_parquet_atomic, write_text_atomic
+from .atomic import write_text_atomic
+from .io import read_parquet, write_parquet_atomic
+from .jobargs import JobArgumentParser
 from .schema import load_schema
 
 log = logging.getLogger("nanolab")
@@ -120,7 +122,7 @@ def run_manifests(args: argparse.Namespace) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    main = argparse.ArgumentParser(prog="python -m nanolab", description=__doc__)
+    main = JobArgumentParser(prog="python -m nanolab", description=__doc__)
     commands = main.add_subparsers(dest="command", required=True)
 
     p = commands.add_parser("stage", help="stage raw CSVs into Parquet; write the batch manifest")

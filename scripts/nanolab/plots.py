@@ -11,7 +11,6 @@ V_max group with the fitted return curve, and the hysteresis with its peaks mark
 
 from __future__ import annotations
 
-import argparse
 import os
 from collections import Counter
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from .analysis import KINDS, AnalysisSettings, output_schema  # noqa: E402
 from .analysis_job import points_by_day, read_points  # noqa: E402
 from .io import read_parquet  # noqa: E402
 from .iv_segments import MANIFEST_SCHEMA as SEGMENT_MANIFEST  # noqa: E402
+from .jobargs import JobArgumentParser  # noqa: E402
 from .manifest import write_csv  # noqa: E402
 
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies.
@@ -310,7 +310,7 @@ def plot_month(points_files: list[Path], segment_manifests: list[Path], analysis
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m nanolab.plots", description=__doc__)
+    parser = JobArgumentParser(prog="python -m nanolab.plots", description=__doc__)
     parser.add_argument("--points", type=Path, nargs="*", default=[], help="the month's iv_points batch files")
     parser.add_argument("--segment-manifests", type=Path, nargs="*", default=[], help="the month's segment batch manifests")
     parser.add_argument("--analysis-manifest", type=Path, required=True, help="the month's analysis manifest")

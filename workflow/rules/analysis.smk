@@ -4,6 +4,7 @@ rule analyse_month:
     settings and code are unchanged keeps its tables."""
     input:
         points=get_points_of_month,
+        args=get_analysis_args,
         check=get_analysis_output_check,
     output:
         manifest=f"{ANALYSIS}/_batches/month={{month}}.parquet",
@@ -23,13 +24,6 @@ rule analyse_month:
         runtime=15,
     params:
         out_root=get_analysis_root,
-        poly_orders=ANALYSIS_SETTINGS["poly_orders"],
-        v_max_decimals=ANALYSIS_SETTINGS["v_max_decimals"],
-        hysteresis_decimals=ANALYSIS_SETTINGS["hysteresis_decimals"],
-        group_by=ANALYSIS_SETTINGS["group_by"],
-        code=code_of("analyse_month"),
     shell:
-        "python -m nanolab.analysis_job --out-root {params.out_root:q} --manifest {output.manifest:q}"
-        " --fits-table {output.fits:q} --poly-orders {params.poly_orders}"
-        " --v-max-decimals {params.v_max_decimals} --hysteresis-decimals {params.hysteresis_decimals}"
-        " --group-by {params.group_by} -- {input.points:q} > {log:q} 2>&1"
+        "python -m nanolab.analysis_job @{input.args:q} --out-root {params.out_root:q} --manifest {output.manifest:q}"
+        " --fits-table {output.fits:q} -- {input.points:q} > {log:q} 2>&1"

@@ -1,5 +1,6 @@
 # Bookkeeping done once at DAG-build time: validate the config, check that results/ belongs to this
 # raw tree, catalog it, plan the batches, print what changed, and the input functions the rules use.
+import hashlib
 import json
 import re
 import sys
@@ -11,7 +12,8 @@ from snakemake.utils import validate
 
 from nanolab import catalog, changes, codehash
 from nanolab.config import checked_config
-from nanolab.io import write_text_atomic
+from nanolab.atomic import write_text_atomic
+from nanolab.jobargs import args_text
 
 CONFIG_SCHEMA = Path(workflow.basedir, "workflow/schemas/config.schema.yaml")
 RESULTS = Path("results")
@@ -88,22 +90,21 @@ BATCHES = {
 }
 
 
-def raw_list_path(day, label, files):
+@cache
+def raw_list_path(day, label):
     """Content-addressed: the same batch content always has the same list, so a running job's list is
     never rewritten under it (a concurrent `snakemake -n` writes a new name)."""
+    files = ALL_BATCHES[(day, label)]
     name = f"{day}_{label}_{len(files)}-files_{catalog.fingerprint(files)}.json"
     return LISTS / "raw_lists" / name
 
 
 def write_raw_lists(batches):
     """Each batch's raw files (absolute paths), for its staging job to read."""
-    paths = {}
     for (day, label), files in batches.items():
-        path = raw_list_path(day, label, files)
+        path = raw_list_path(day, label)
         if not path.exists():
             write_json(path, [str(RAW_ROOT / f.source_file) for f in files])
-        paths[(day, label)] = str(path)
-    return paths
 
 
 def write_undated_list(files):
@@ -120,7 +121,7 @@ def write_json(path, document):
     write_text_atomic(path, json.dumps(document), private=True)
 
 
-RAW_LISTS = write_raw_lists(BATCHES)
+write_raw_lists(BATCHES)
 UNDATED_LIST = write_undated_list(UNDATED)
 PREVIOUS_BUILD = changes.load_tree(RESULTS)
 
@@ -142,14 +143,110 @@ def rule_commands():
     return found
 
 
-def code_of(rule_name):
-    """Params value: hash of the package modules the rule's command imports; a change reruns its jobs."""
-    return lambda wildcards: code_value(rule_commands()[rule_name])
+@cache
+def code_versions():
+    """{command: fingerprint of the package modules it runs}, cached while the package is unchanged."""
+    commands = sorted(set(rule_commands().values()))
+    return codehash.code_versions(commands, LISTS / "code_versions.json")
 
 
-@cache  # once per command, not once per job
 def code_value(command):
-    return f"code of {command}: {codehash.code_version(command)}"
+    return f"code of {command}: {code_versions()[command]}"
+
+
+# Each job's arguments (settings, raw-file list, code fingerprint) are one input file named by its
+# content (nanolab.jobargs): new settings, raw files or code make a new file and rerun the job. The
+# rules have no params of their own: comparing params makes Snakemake import pandas (~0.7 s a run).
+ARGS = LISTS / "args"
+
+
+def args_file(rule_name, label, args):
+    """(path, content) of a job's arguments file; the content's first line says what it is for."""
+    command = rule_commands()[rule_name]
+    text = args_text(f"{rule_name} {label}; {code_value(command)}", args)
+    digest = hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+    return ARGS / rule_name / f"{label}_{digest}.args", text
+
+
+def written_args(rule_name, label, args):
+    path, text = args_file(rule_name, label, args)
+    if not path.exists():
+        write_text_atomic(path, text, private=True)
+    return str(path)
+
+
+def stage_args(day, label):
+    return [
+        "--raw-root",
+        RAW_ROOT,
+        "--timezone",
+        config["timezone"],
+        "--voltage-column",
+        SEGMENTATION["voltage_column"],
+        "--dv-threshold",
+        SEGMENTATION["dv_threshold"],
+        "--min-segment-points",
+        SEGMENTATION["min_segment_points"],
+        "--raw-files-from",
+        raw_list_path(day, label),
+    ]
+
+
+def analysis_args():
+    return [
+        "--poly-orders",
+        *ANALYSIS_SETTINGS["poly_orders"],
+        "--v-max-decimals",
+        ANALYSIS_SETTINGS["v_max_decimals"],
+        "--hysteresis-decimals",
+        ANALYSIS_SETTINGS["hysteresis_decimals"],
+        "--group-by",
+        ANALYSIS_SETTINGS["group_by"],
+    ]
+
+
+def manifests_args():
+    return [
+        "--analysis-root",
+        ANALYSIS,
+        "--undated-rejects",
+        UNDATED_LIST,
+        "--iv-days",
+        *iv_days(),
+    ]
+
+
+def all_args_files():
+    """Every job's arguments file for the whole raw tree, whichever jobs this run needs."""
+    jobs = [
+        ("stage_batch", f"{day}_{label}", stage_args(day, label))
+        for day, label in ALL_BATCHES
+    ]
+    jobs += [
+        ("analyse_month", "every-month", analysis_args()),
+        ("iv_figures", "every-month", []),
+        ("manifests", "run", manifests_args()),
+    ]
+    return {str(args_file(*job)[0]) for job in jobs}
+
+
+def get_stage_args(wildcards):
+    label = f"{wildcards.date}_{wildcards.batch}"
+    return written_args(
+        "stage_batch", label, stage_args(wildcards.date, wildcards.batch)
+    )
+
+
+def get_analysis_args(wildcards):
+    return written_args("analyse_month", "every-month", analysis_args())
+
+
+def get_figures_args(wildcards):
+    return written_args("iv_figures", "every-month", [])
+
+
+def get_manifests_args(wildcards):
+    return written_args("manifests", "run", manifests_args())
 
 
 def print_changes():
@@ -164,14 +261,18 @@ def print_changes():
     else:
         before = {path: entry[0] for path, entry in PREVIOUS_BUILD["files"].items()}
         lines = [changes.describe_changes(changes.diff_trees(before, now), len(now))]
-        affected = {
-            name: codehash.rule_closure(command)
-            for name, command in rule_commands().items()
-        }
-        code = changes.describe_code_changes(
-            PREVIOUS_BUILD.get("code", {}), codehash.module_hashes(), affected
-        )
-        lines += [code] if code else []
+        hashes = codehash.module_hashes()
+        if (
+            PREVIOUS_BUILD.get("code", {}) != hashes
+        ):  # which rules a change reruns: parsed only then
+            affected = {
+                name: codehash.rule_closure(command)
+                for name, command in rule_commands().items()
+            }
+            code = changes.describe_code_changes(
+                PREVIOUS_BUILD.get("code", {}), hashes, affected
+            )
+            lines += [code] if code else []
     if UNDATED:
         lines.append(
             f"nanolab: {len(UNDATED)} raw files have no date (unreadable header, no date in the path): listed as rejects, no job"
@@ -197,13 +298,15 @@ def record_build():
     )
     if document != PREVIOUS_BUILD:
         changes.save_tree(RESULTS, document)
-    keep = {
-        str(raw_list_path(day, label, files))
-        for (day, label), files in ALL_BATCHES.items()
-    }
+    keep = {str(raw_list_path(day, label)) for day, label in ALL_BATCHES}
     keep.add(UNDATED_LIST)
-    for folder in ("raw_lists", "undated"):
-        for path in (LISTS / folder).glob("*.json"):
+    keep |= all_args_files()
+    for folder, pattern in (
+        ("raw_lists", "*.json"),
+        ("undated", "*.json"),
+        ("args", "*/*.args"),
+    ):
+        for path in (LISTS / folder).glob(pattern):
             if str(path) not in keep:
                 path.unlink(missing_ok=True)
 
@@ -213,16 +316,6 @@ wildcard_constraints:
     date="|".join(sorted(DAYS)) if DAYS else r"\d{4}-\d{2}-\d{2}",
     batch=r"\d+-of-\d+",
     month=r"\d{4}-\d{2}",
-
-
-def get_stage_raw_list(wildcards):
-    """The JSON list of one (day, batch) staging job's raw files; its name holds the batch's content
-    fingerprint, so it changes whenever a member is added, removed or edited."""
-    return RAW_LISTS[(wildcards.date, wildcards.batch)]
-
-
-def get_undated_list(wildcards):
-    return UNDATED_LIST
 
 
 def existing_other_days(root):

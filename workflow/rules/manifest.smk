@@ -5,6 +5,7 @@ rule manifests:
     input:
         stage=get_stage_batch_manifests,
         segments=get_segment_batch_manifests,
+        args=get_manifests_args,
         check=get_manifests_output_check,
     output:
         stage=f"{STAGE}/_manifest/manifest.parquet",
@@ -41,16 +42,11 @@ rule manifests:
     params:
         stage_root=get_stage_root,
         segment_root=get_segment_root,
-        analysis_root=ANALYSIS,
-        iv_days=iv_days,
-        undated=get_undated_list,
-        code=code_of("manifests"),
     shell:
-        "python -m nanolab manifests --stage-root {params.stage_root:q} --segment-root {params.segment_root:q}"
-        " --analysis-root {params.analysis_root:q} --iv-days {params.iv_days}"
+        "python -m nanolab manifests @{input.args:q}"
+        " --stage-root {params.stage_root:q} --segment-root {params.segment_root:q}"
         " --stage-manifest {output.stage:q} --segment-manifest {output.segments:q}"
         " --rejects {output.rejects:q} --summary {output.summary:q}"
         " --staging-summary {output.staging_summary:q} --segmentation-qc {output.segmentation_qc:q}"
         " --segment-points {output.segment_points:q}"
-        " --undated-rejects {params.undated:q}"
         " --stage-batches {input.stage:q} --segment-batches {input.segments:q} > {log:q} 2>&1"

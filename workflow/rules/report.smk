@@ -6,6 +6,7 @@ rule iv_figures:
         points=get_points_of_month,
         segments=get_segment_batch_manifests_of_month,
         analysis=f"{ANALYSIS}/_batches/month={{month}}.parquet",
+        args=get_figures_args,
         check=get_figures_output_check,
     output:
         figures=report(
@@ -32,9 +33,7 @@ rule iv_figures:
     resources:
         mem_mb=month_mem_mb,
         runtime=15,
-    params:
-        code=code_of("iv_figures"),
     shell:
-        "python -m nanolab.plots --analysis-manifest {input.analysis:q} --figure-dir {output.figures:q}"
+        "python -m nanolab.plots @{input.args:q} --analysis-manifest {input.analysis:q} --figure-dir {output.figures:q}"
         " --runs-dir {output.runs:q} --segment-manifests {input.segments:q} --points {input.points:q}"
         " > {log:q} 2>&1"
