@@ -37,5 +37,8 @@ format: install-dev
 	ruff format .
 	snakefmt Snakefile workflow/rules
 
-bench: install
-	python bench/run.py --cores 2 $(BENCH_ARGS)
+# Measured as a lab member's `make run` install has it: runtime only, no test tools or cluster plugins.
+BENCH_VENV ?= .venv-bench
+bench:
+	$(MAKE) install VENV=$(BENCH_VENV)
+	$(BENCH_VENV)/bin/python bench/run.py --cores 2 $(BENCH_ARGS)

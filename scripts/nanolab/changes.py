@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .io import write_text_atomic
+from .atomic import write_text_atomic
 
 RECORD_FOLDER = ".nanolab"
 ROOT_RECORD = "raw_root"

@@ -19,9 +19,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from . import reuse
-from .io import Written, file_crc, write_parquet
+from .atomic import Written, file_crc
+from .io import write_parquet
 from .segment import SEGMENT_TYPES, Segment, find_segments
-from .stage import DATA_COLUMNS_KEY, PARTITION_KEYS, RUN_COLUMNS, StagedRun, is_disk_full
+from .stage import DATA_COLUMNS_KEY, PARTITION_KEYS, RUN_COLUMNS, StagedRun, constant_column, is_disk_full
 
 SEGMENT_DATASET = "iv_segments"
 RECORD = "_segments.json"
@@ -77,11 +78,11 @@ def segment_table(run: pa.Table, segment: Segment) -> pa.Table:
     rows = run.slice(segment.start, segment.stop - segment.start)
     n = rows.num_rows
     extra = {
-        "segment_id": pa.array(np.full(n, segment.segment_id, dtype=np.int64)),
-        "segment_type": pa.array([segment.segment_type] * n, pa.string()),
-        "segment_v_start": pa.array(np.full(n, segment.v_start)),
-        "segment_v_end": pa.array(np.full(n, segment.v_end)),
-        "segment_direction": pa.array([segment.direction] * n, pa.string()),
+        "segment_id": constant_column(segment.segment_id, pa.int64(), n),
+        "segment_type": constant_column(segment.segment_type, pa.string(), n),
+        "segment_v_start": constant_column(segment.v_start, pa.float64(), n),
+        "segment_v_end": constant_column(segment.v_end, pa.float64(), n),
+        "segment_direction": constant_column(segment.direction, pa.string(), n),
         "point_in_segment": pa.array(np.arange(n, dtype=np.int64)),
     }
     for name, column in extra.items():

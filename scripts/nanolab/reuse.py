@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from .io import Written, file_crc, write_text_atomic
+from .atomic import Written, file_crc, write_text_atomic
 
 CODE_VERSION = hashlib.blake2b(b"".join(path.read_bytes() for path in sorted(Path(__file__).parent.glob("*.py"))), digest_size=8).hexdigest()
 

@@ -11,17 +11,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import reuse
+from .atomic import Written
 from .catalog import escapes_root, is_resource_fork
 from .header import HEADER_BYTES, RawFormatError, RawHeader, split_raw
 from .identity import make_run_id, parse_start_time, resolve_date
-from .io import Written, write_parquet, write_parquet_blocks_atomic
+from .io import write_parquet, write_parquet_blocks_atomic
 from .schema import LabSchema, ProcedureSpec
 from .table import Damage, map_columns, read_blocks
-from .values import ARROW_TYPES, parse_value
+from .values import parse_value
 
 STAGE_DATASET = "raw_measurements"
 # proc, date and run_id live in the Hive path only: repeating them inside the files makes pandas
@@ -58,6 +60,15 @@ MANIFEST_SCHEMA = pa.schema(
         ("output_bytes", pa.int64()),  # size of the staged Parquet file: an os.stat verifies it is whole
     ]
 )
+# The Arrow type of each parameter type of the procedure schema.
+ARROW_TYPES: dict[str, pa.DataType] = {
+    "float": pa.float64(),
+    "float_no_unit": pa.float64(),
+    "int": pa.int64(),
+    "bool": pa.bool_(),
+    "str": pa.string(),
+    "datetime": pa.timestamp("us", tz="UTC"),
+}
 DATA_COLUMNS_KEY = "nanolab.data_columns"  # Parquet metadata: which columns are measurements (JSON list)
 
 
@@ -118,8 +129,14 @@ def run_fields(parameters: dict[str, tuple[object, pa.DataType]]) -> dict[str, o
     }
 
 
-def _constant(value: object, type_: pa.DataType, rows: int) -> pa.Array:
-    return pa.nulls(rows, type_) if value is None else pa.repeat(pa.scalar(value, type_), rows)
+def constant_column(value: object, type_: pa.DataType, rows: int) -> pa.Array:
+    """One value repeated. `pa.repeat(pa.scalar(value, type_))` costs ~230 µs for a float64 and ~140 µs
+    for a timestamp at 1,000 rows (converting the Python value), numpy 3 µs, a scalar taken from an array ~15 µs."""
+    if value is None:
+        return pa.nulls(rows, type_)
+    if type_ == pa.float64():
+        return pa.array(np.full(rows, value, dtype=np.float64))
+    return pa.repeat(pa.array([value], type_)[0], rows)
 
 
 def run_constants(row: dict[str, object], parameters: dict[str, tuple[object, pa.DataType]]) -> dict[str, tuple[object, pa.DataType]]:
@@ -135,7 +152,7 @@ def with_constants(blocks: Iterator[pa.Table], constants: dict[str, tuple[object
     for block in blocks:
         columns = dict(zip(block.column_names, block.columns))
         for name, (value, type_) in constants.items():
-            columns.setdefault(name, _constant(value, type_, block.num_rows))
+            columns.setdefault(name, constant_column(value, type_, block.num_rows))
         yield pa.table(columns).replace_schema_metadata(metadata)
 
 

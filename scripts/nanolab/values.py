@@ -5,22 +5,11 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-import pyarrow as pa
-
 NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|inf)"
 NUMBER_WITH_UNIT = re.compile(rf"^\s*(?P<number>{NUMBER})\s*(?P<unit>[^\d\s].*?)?\s*$", re.IGNORECASE)
 MISSING = {"", "none", "null", "nan", "n/a"}
 TRUE_WORDS = {"true", "yes", "on", "1"}
 FALSE_WORDS = {"false", "no", "off", "0"}
-
-ARROW_TYPES: dict[str, pa.DataType] = {
-    "float": pa.float64(),
-    "float_no_unit": pa.float64(),
-    "int": pa.int64(),
-    "bool": pa.bool_(),
-    "str": pa.string(),
-    "datetime": pa.timestamp("us", tz="UTC"),
-}
 
 Value = float | int | bool | str | datetime | None
 
