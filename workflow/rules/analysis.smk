@@ -4,7 +4,7 @@ rule analyse_month:
     settings and code are unchanged keeps its tables."""
     input:
         points=get_points_of_month,
-        args=get_analysis_args,
+        args=get_shared_args("analyse_month"),
         check=get_analysis_output_check,
     output:
         manifest=f"{ANALYSIS}/_batches/month={{month}}.parquet",

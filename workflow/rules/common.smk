@@ -216,17 +216,22 @@ def manifests_args():
     ]
 
 
+def shared_args():
+    """{rule: arguments} of the rules whose jobs all take the same arguments (one file per rule)."""
+    return {
+        "analyse_month": analysis_args(),
+        "iv_figures": [],
+        "manifests": manifests_args(),
+    }
+
+
 def all_args_files():
     """Every job's arguments file for the whole raw tree, whichever jobs this run needs."""
     jobs = [
         ("stage_batch", f"{day}_{label}", stage_args(day, label))
         for day, label in ALL_BATCHES
     ]
-    jobs += [
-        ("analyse_month", "every-month", analysis_args()),
-        ("iv_figures", "every-month", []),
-        ("manifests", "run", manifests_args()),
-    ]
+    jobs += [(rule_name, "all", args) for rule_name, args in shared_args().items()]
     return {str(args_file(*job)[0]) for job in jobs}
 
 
@@ -237,16 +242,9 @@ def get_stage_args(wildcards):
     )
 
 
-def get_analysis_args(wildcards):
-    return written_args("analyse_month", "every-month", analysis_args())
-
-
-def get_figures_args(wildcards):
-    return written_args("iv_figures", "every-month", [])
-
-
-def get_manifests_args(wildcards):
-    return written_args("manifests", "run", manifests_args())
+def get_shared_args(rule_name):
+    """Input function: the arguments file every job of `rule_name` reads."""
+    return lambda wildcards: written_args(rule_name, "all", shared_args()[rule_name])
 
 
 def print_changes():
@@ -262,9 +260,8 @@ def print_changes():
         before = {path: entry[0] for path, entry in PREVIOUS_BUILD["files"].items()}
         lines = [changes.describe_changes(changes.diff_trees(before, now), len(now))]
         hashes = codehash.module_hashes()
-        if (
-            PREVIOUS_BUILD.get("code", {}) != hashes
-        ):  # which rules a change reruns: parsed only then
+        # which rules a code change reruns: the package is parsed only when it changed
+        if PREVIOUS_BUILD.get("code", {}) != hashes:
             affected = {
                 name: codehash.rule_closure(command)
                 for name, command in rule_commands().items()

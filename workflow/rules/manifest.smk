@@ -5,7 +5,7 @@ rule manifests:
     input:
         stage=get_stage_batch_manifests,
         segments=get_segment_batch_manifests,
-        args=get_manifests_args,
+        args=get_shared_args("manifests"),
         check=get_manifests_output_check,
     output:
         stage=f"{STAGE}/_manifest/manifest.parquet",

@@ -6,7 +6,7 @@ rule iv_figures:
         points=get_points_of_month,
         segments=get_segment_batch_manifests_of_month,
         analysis=f"{ANALYSIS}/_batches/month={{month}}.parquet",
-        args=get_figures_args,
+        args=get_shared_args("iv_figures"),
         check=get_figures_output_check,
     output:
         figures=report(
