@@ -36,3 +36,11 @@ def test_ruff_check_is_clean():
 def test_ruff_formatted():
     result = subprocess.run([str(TOOLS / "ruff"), "format", "--check", "."], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_runtime_requirements_include_what_the_readme_commands_need():
+    """`make run` installs requirements.txt only; the test venv adds pytest, which brings pygments, so a
+    missing report dependency would pass every other test and fail `snakemake --report` for the lab."""
+    requirements = (REPO / "requirements.txt").read_text()
+    assert re.search(r"^snakemake\[reports\]==", requirements, re.M)
+    assert re.search(r"^pygments==", requirements, re.M)
