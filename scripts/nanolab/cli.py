@@ -51,7 +51,7 @@ def run_batch(args: argparse.Namespace) -> None:
 
 
 def listed_files(path: Path | None) -> list[Path]:
-    """Raw files from a JSON list (the rule passes a batch's list as a file: short params, any file name)."""
+    """Raw files from a JSON list (a batch's list is a file: a short arguments file, any raw file name)."""
     return [] if path is None else [Path(name) for name in json.loads(path.read_text(encoding="utf-8"))]
 
 

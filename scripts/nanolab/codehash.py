@@ -1,7 +1,7 @@
 """Which package code a rule's command runs, so a code change reruns exactly the jobs it affects.
 
-Snakemake's code trigger sees only a rule's shell text. Each rule therefore gets a params value
-hashing the source of the nanolab modules its command imports: the entry module named after
+Snakemake's code trigger sees only a rule's shell text. Each job's arguments file therefore carries
+a hash of the source of the nanolab modules its command imports (see `jobargs`): the entry module named after
 `python -m` (for the package itself, `__main__` and the subcommand's function in the module that
 defines it) and everything those import within the package, found by parsing the imports.
 """
@@ -159,7 +159,7 @@ def rule_closure(command: str) -> frozenset[str]:
 
 @cache
 def code_version(command: str) -> str:
-    """Short hash of the sources of the command's modules: a params value that changes with that code only."""
+    """Short hash of the sources of the command's modules: it changes with that code only."""
     digest = hashlib.blake2b(digest_size=8)
     for module in sorted(rule_closure(command)):
         digest.update(module.encode() + b"\x00" + module_path(module).read_bytes() + b"\x00")
