@@ -29,7 +29,7 @@ TOOLS = Path(sys.executable).parent
 # pip and conda name a few packages differently (conda's matplotlib-base has no Qt/GUI backends).
 CONDA_TO_PIP = {"matplotlib-base": "matplotlib"}
 # Not a job's software: snakemake runs the jobs, the conda environments hold what they execute.
-NOT_IN_JOB_ENVS = {"snakemake"}
+NOT_IN_JOB_ENVS = {"snakemake", "pygments"}  # the snakemake process itself (pygments: its --report), not the jobs
 
 
 def profile(name: str) -> dict:
@@ -37,13 +37,13 @@ def profile(name: str) -> dict:
 
 
 def pins(requirements: Path) -> dict[str, str]:
-    """`name==version` lines of a pip requirements file (names lower-case, `-r` lines not followed)."""
+    """`name==version` lines of a pip requirements file (names lower-case without extras, `-r` lines not followed)."""
     found = {}
     for line in requirements.read_text().splitlines():
         line = line.split("#")[0].strip()
         if "==" in line:
             name, version = line.split("==")
-            found[name.strip().lower()] = version.strip()
+            found[name.split("[")[0].strip().lower()] = version.strip()
     return found
 
 
