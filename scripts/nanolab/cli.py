@@ -121,43 +121,46 @@ def run_manifests(args: argparse.Namespace) -> None:
     sys.stdout.write(text)
 
 
+def add_raw_files(p: argparse.ArgumentParser) -> None:
+    """The raw files a staging command reads, and what decides how they are read."""
+    p.add_argument("--raw-root", type=Path, required=True)
+    p.add_argument("--schema", type=Path, required=True, help="procedure schema YAML")
+    p.add_argument("--timezone", required=True)
+    p.add_argument("--raw-files-from", type=Path, help="JSON list of raw files, read with those given as arguments")
+    p.add_argument("raw_files", type=Path, nargs="*")
+
+
+def add_segmentation_settings(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--voltage-column", required=True)
+    p.add_argument("--dv-threshold", type=float, required=True)
+    p.add_argument("--min-segment-points", type=int, required=True)
+
+
 def parser() -> argparse.ArgumentParser:
     main = JobArgumentParser(prog="python -m nanolab", description=__doc__)
     commands = main.add_subparsers(dest="command", required=True)
 
     p = commands.add_parser("stage", help="stage raw CSVs into Parquet; write the batch manifest")
-    p.add_argument("--raw-root", type=Path, required=True)
+    add_raw_files(p)
     p.add_argument("--out-root", type=Path, required=True, help="results/02_stage")
-    p.add_argument("--schema", type=Path, required=True, help="procedure schema YAML")
-    p.add_argument("--timezone", required=True)
     p.add_argument("--output", type=Path, required=True, help="batch manifest Parquet")
-    p.add_argument("--raw-files-from", type=Path, help="JSON list of raw files, staged with those given as arguments")
-    p.add_argument("raw_files", type=Path, nargs="*")
     p.set_defaults(run=run_stage)
 
     p = commands.add_parser("segment", help="segment the staged IV runs of one batch")
     p.add_argument("--stage-manifest", type=Path, required=True)
     p.add_argument("--out-root", type=Path, required=True, help="results/03_intermediate")
-    p.add_argument("--voltage-column", required=True)
-    p.add_argument("--dv-threshold", type=float, required=True)
-    p.add_argument("--min-segment-points", type=int, required=True)
+    add_segmentation_settings(p)
     p.add_argument("--output", type=Path, required=True)
     p.set_defaults(run=run_segment)
 
     p = commands.add_parser("batch", help="stage raw CSVs and segment their IV runs; write both batch manifests")
-    p.add_argument("--raw-root", type=Path, required=True)
+    add_raw_files(p)
+    add_segmentation_settings(p)
     p.add_argument("--stage-root", type=Path, required=True, help="results/02_stage")
     p.add_argument("--segment-root", type=Path, required=True, help="results/03_intermediate")
-    p.add_argument("--schema", type=Path, required=True, help="procedure schema YAML")
-    p.add_argument("--timezone", required=True)
-    p.add_argument("--voltage-column", required=True)
-    p.add_argument("--dv-threshold", type=float, required=True)
-    p.add_argument("--min-segment-points", type=int, required=True)
     p.add_argument("--stage-output", type=Path, required=True, help="stage batch manifest Parquet")
     p.add_argument("--segment-output", type=Path, required=True, help="segment batch manifest Parquet")
     p.add_argument("--points-output", type=Path, required=True, help="the batch's segmented IV rows, Parquet")
-    p.add_argument("--raw-files-from", type=Path, help="JSON list of raw files, processed with those given as arguments")
-    p.add_argument("raw_files", type=Path, nargs="*")
     p.set_defaults(run=run_batch)
 
     p = commands.add_parser("manifests", help="merge batch manifests, remove orphaned outputs, summarize")

@@ -132,7 +132,7 @@ def run_points(run_id: str, segments: list[pa.Table], voltage_column: str) -> pa
         return rows[name] if name in rows.column_names else pa.nulls(n, type_)
 
     columns = [
-        pa.repeat(pa.scalar(run_id, pa.string()), n),
+        constant_column(run_id, pa.string(), n),
         column("chip_group", pa.string()),
         column("chip_number", pa.int64()),
         rows["segment_id"],
