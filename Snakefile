@@ -39,6 +39,7 @@ rule all:
 
 onstart:
     record_raw_root()
+    without_local_rate_limit()
 
 
 onsuccess:

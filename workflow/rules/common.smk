@@ -50,6 +50,7 @@ def checked_raw_root(raw_root):
 
 
 RAW_ROOT = checked_raw_root(config["raw_root"])
+
 STAGE = "results/02_stage"
 SEGMENTS = "results/03_intermediate"
 SCHEMA_FILE = str(Path(workflow.basedir, config["procedure_schema"]))
@@ -553,4 +554,18 @@ def figures_output(month):
 def get_figures_output_check(wildcards):
     return checked(figures_output(wildcards.month))
 
+
 # ---- output integrity: end ---------------------------------------------------------------------
+
+
+def without_local_rate_limit():
+    """Snakemake's job rate limiter (default 100 jobs per 1 s) arms a 1 s timer at the end of every
+    scheduling pass that leaves jobs waiting, and each timer starts another pass that arms another:
+    every job event adds a chain firing once a second while jobs wait (2,792 passes, 15 CPU-s of the
+    snakemake process for 64 jobs on 2 cores; snakemake/snakemake#3744). A local run is limited by its
+    cores anyway, so its default limit is dropped (called from onstart, once the scheduler exists);
+    a cluster run or any other limit keeps it."""
+    limit = workflow.scheduling_settings.max_jobs_per_timespan
+    default = limit is not None and (limit.max_jobs, limit.timespan) == (100, 1)
+    if workflow.local_exec and default:
+        workflow.scheduler.job_rate_limiter = None
