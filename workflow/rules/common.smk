@@ -380,8 +380,12 @@ def get_analysis_root(wildcards, output):
     return str(Path(output.manifest).parents[1])
 
 
+def analysis_manifest(month):
+    return f"{ANALYSIS}/_batches/month={month}.parquet"
+
+
 def get_analysis():
-    return [f"{ANALYSIS}/_batches/month={month}.parquet" for month in iv_months()]
+    return [analysis_manifest(month) for month in iv_months()]
 
 
 def get_figures():
@@ -489,6 +493,7 @@ def find_output_damage():
     """Check every job's outputs, write every check file, name the damaged ones on stderr."""
     batches = dict.fromkeys(get_stage_batch_manifests(), "stage")
     batches |= dict.fromkeys(get_segment_batch_manifests(), "segment")
+    batches |= {analysis_manifest(month): "analysis" for month in iv_months()}
     damage = integrity.check_batch_manifests(
         batches, Path(OUTPUT_CHECKS, "listed_outputs.json")
     )
@@ -504,8 +509,6 @@ def find_output_damage():
             f"{STAGE}/_batches/date={day}/batch={label}.parquet"
         ] += integrity.check_declared([points], {})
     for month in iv_months():
-        analysis = f"{ANALYSIS}/_batches/month={month}.parquet"
-        damage |= integrity.check_batch_manifests({analysis: "analysis"}, None)
         figures = [f for f in get_figures() if f.endswith(f"month={month}")]
         damage[figures_output(month)] = integrity.check_declared(figures, {})
         if figures and all(
@@ -544,7 +547,7 @@ def get_manifests_output_check(wildcards):
 
 
 def get_analysis_output_check(wildcards):
-    return checked(f"{ANALYSIS}/_batches/month={wildcards.month}.parquet")
+    return checked(analysis_manifest(wildcards.month))
 
 
 def figures_output(month):
