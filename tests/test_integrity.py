@@ -295,6 +295,19 @@ def test_damage_of_every_kind_is_found_before_the_run_and_rebuilt(tmp_path):
     run_and_compare(wd, clean, raw_before)
     assert not (wd.path / gone).exists()
 
+    # 4. a batch job's declared outputs deleted (as Snakemake removes them when the job fails): alone,
+    #    Snakemake rebuilds a missing intermediate file only for a job that runs anyway, and said
+    #    "Nothing to be done" behind the up-to-date merged manifests
+    (wd.results / "02_stage/_batches/date=2025-09-10/batch=1-of-1.parquet").unlink()
+    (wd.results / "03_intermediate/_points/date=2025-09-11/batch=1-of-1.parquet").unlink()
+    jobs, lines, _ = plan(wd)
+    assert jobs == {"stage_batch": 2, "analyse_month": 1, "iv_figures": 1, "manifests": 1, "all": 1}
+    [line] = lines
+    assert "rerunning the job of results/02_stage/_manifest/manifest.parquet: 2 damaged outputs" in line
+    assert "results/02_stage/_batches/date=2025-09-10/batch=1-of-1.parquet (missing)" in line
+    assert "results/03_intermediate/_points/date=2025-09-11/batch=1-of-1.parquet (missing)" in line
+    run_and_compare(wd, clean, raw_before)
+
 
 def test_a_reuse_record_is_not_trusted_for_a_damaged_output(tmp_path):
     """Without the check before the run: the batch's jobs run again by hand, their reuse records

@@ -504,10 +504,17 @@ def find_output_damage():
     if sizes is None and any(Path(p).exists() for p in merged):
         damage[MERGED_STAGE_MANIFEST].append(integrity.Damage(record, None, None))
     for day, label in BATCHES:  # the batch job's points file
-        points = f"{SEGMENTS}/_points/date={day}/batch={label}.parquet"
-        damage[
-            f"{STAGE}/_batches/date={day}/batch={label}.parquet"
-        ] += integrity.check_declared([points], {})
+        stage, _, points = batch_job_outputs(day, label)
+        damage[stage] += integrity.check_declared([points], {})
+    # Snakemake rebuilds a missing intermediate file only for a job that runs anyway: a batch job's
+    # output deleted, or removed by Snakemake when the job failed, would stay missing behind up-to-date
+    # merged manifests. Their job is marked instead; it needs the batch job, which rewrites all three.
+    if Path(MERGED_STAGE_MANIFEST).exists():
+        damage[MERGED_STAGE_MANIFEST] += integrity.find_damage(
+            integrity.Expected(path, None)
+            for day, label in BATCHES
+            for path in batch_job_outputs(day, label)
+        )
     for month in iv_months():
         figures = [f for f in get_figures() if f.endswith(f"month={month}")]
         damage[figures_output(month)] = integrity.check_declared(figures, {})
@@ -534,6 +541,16 @@ def checked(output):
     """The check file of the job writing `output`, after the check has run."""
     output_damage()
     return integrity.check_file(OUTPUT_CHECKS, output)
+
+
+def batch_job_outputs(day, label):
+    """The stage, segment and points files the batch job of (day, label) declares."""
+    batch = f"date={day}/batch={label}.parquet"
+    return [
+        f"{STAGE}/_batches/{batch}",
+        f"{SEGMENTS}/_batches/{batch}",
+        f"{SEGMENTS}/_points/{batch}",
+    ]
 
 
 def get_stage_output_check(wildcards):
