@@ -1,5 +1,6 @@
 """The workflow passes Snakemake's linter and is snakefmt-formatted; no code uses process pools or sys.path."""
 
+import inspect
 import re
 import subprocess
 import sys
@@ -44,3 +45,13 @@ def test_runtime_requirements_include_what_the_readme_commands_need():
     requirements = (REPO / "requirements.txt").read_text()
     assert re.search(r"^snakemake\[reports\]==", requirements, re.M)
     assert re.search(r"^pygments==", requirements, re.M)
+
+
+def test_the_pinned_snakemake_still_has_what_the_rate_limit_workaround_sets():
+    """common.smk's `without_local_rate_limit` sets the scheduler's `job_rate_limiter` to None, which the
+    scheduler then skips (no 1 s re-evaluation timers); a Snakemake that renamed it would silently keep them."""
+    from snakemake.scheduling.job_scheduler import JobScheduler
+
+    source = inspect.getsource(JobScheduler)
+    assert "self.job_rate_limiter = (" in source
+    assert "if self.job_rate_limiter is not None:\n" in source and "self._schedule_reevalutation(self.job_rate_limiter.timespan)" in source
