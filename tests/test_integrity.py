@@ -5,6 +5,7 @@ written are survived; the raw tree is never touched."""
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import struct
 import subprocess
@@ -231,8 +232,13 @@ def test_damage_of_every_kind_is_found_before_the_run_and_rebuilt(tmp_path):
     assert raw_state(raw) == raw_before
     clean.snakemake()
     assert_same_results(wd.results, clean.results)
+    index = wd.path / ".snakemake/nanolab/checks/listed_outputs.json"
+    manifests = [*wd.results.glob("0[234]_*/_batches/**/*.parquet")]
+    assert sorted(json.loads(index.read_text())) == sorted(p.relative_to(wd.path).as_posix() for p in manifests) and len(manifests) == 5
+    indexed_at = index.stat().st_mtime_ns
     no_op = wd.snakemake()  # a no-op run prints the summary after "Nothing to be done"
     assert "Nothing to be done" in no_op.stderr and "nanolab: 9 raw files: 9 staged" in no_op.stdout
+    assert index.stat().st_mtime_ns == indexed_at  # the run left it up to date: the no-op read no manifest
     assert raw_state(raw) == raw_before
 
     # 1. the issue's case: a day of staged runs deleted, and one run's segment folder on the other day

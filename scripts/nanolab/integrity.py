@@ -131,17 +131,27 @@ def check_batch_manifest(batch_manifest: str, kind: str) -> list[Damage]:
 
 
 def check_batch_manifests(manifests: dict[str, str], index_path: Path | None) -> dict[str, list[Damage]]:
-    """{batch manifest: kind} -> {batch manifest: damage}. What each manifest lists is cached in
-    `index_path` by the manifest's size and mtime: a no-op run reads no Parquet file, it only stats."""
+    """{batch manifest: kind} -> {batch manifest: damage}: each listed file stat-ed against its size."""
+    listed, damage = read_listed(manifests, index_path)
+    for manifest in manifests:
+        if manifest not in damage:
+            paths, sizes = listed[manifest][1:] if manifest in listed else ([], [])  # missing: Snakemake reruns its job
+            damage[manifest] = find_damage(Expected(path, size) for path, size in zip(paths, sizes))
+    return damage
+
+
+def read_listed(manifests: dict[str, str], index_path: Path | None) -> tuple[dict[str, list], dict[str, list[Damage]]]:
+    """What each batch manifest lists, {manifest: [[size, mtime], paths, sizes]}, and the damage of those
+    that are unreadable. Cached in `index_path` by the manifest's size and mtime: a no-op run reads no
+    Parquet file. Also called after a successful run, so the next run finds the index up to date."""
     index = _load_index(index_path)
-    fresh: dict[str, list] = {}
+    listed: dict[str, list] = {}
+    unreadable: dict[str, list[Damage]] = {}
     changed = False
-    damage: dict[str, list[Damage]] = {}
     for manifest, kind in manifests.items():
         try:
             stat = os.stat(manifest)
         except OSError:
-            damage[manifest] = []  # missing: a declared output, Snakemake reruns its job
             continue
         key = [stat.st_size, stat.st_mtime_ns]
         entry = index.get(manifest)
@@ -149,16 +159,15 @@ def check_batch_manifests(manifests: dict[str, str], index_path: Path | None) ->
             try:
                 if not parquet_is_whole(manifest):
                     raise ValueError("not a whole Parquet file")
-                listed = listed_outputs(manifest, kind)
+                items = listed_outputs(manifest, kind)
             except (OSError, ValueError, KeyError) as error:
-                damage[manifest] = [Damage(manifest, None, stat.st_size, f"{stat.st_size} bytes, unreadable: {error}")]
+                unreadable[manifest] = [Damage(manifest, None, stat.st_size, f"{stat.st_size} bytes, unreadable: {error}")]
                 continue
-            entry, changed = [key, [item.path for item in listed], [item.size for item in listed]], True
-        fresh[manifest] = entry
-        damage[manifest] = find_damage(Expected(path, size) for path, size in zip(entry[1], entry[2]))
-    if index_path is not None and (changed or fresh.keys() != index.keys()):  # comparing 40,000 entries costs more
-        _write(index_path, json.dumps(fresh))
-    return damage
+            entry, changed = [key, [item.path for item in items], [item.size for item in items]], True
+        listed[manifest] = entry
+    if index_path is not None and (changed or listed.keys() != index.keys()):  # comparing 40,000 entries costs more
+        _write(index_path, json.dumps(listed))
+    return listed, unreadable
 
 
 def _load_index(index_path: Path | None) -> dict[str, list]:

@@ -301,6 +301,8 @@ def record_build():
     keep = {str(raw_list_path(day, label)) for day, label in ALL_BATCHES}
     keep.add(UNDATED_LIST)
     keep |= all_args_files()
+    # What the manifests just written list, read now rather than by the next run (a no-op then reads no Parquet)
+    integrity.read_listed(batch_manifest_kinds(), LISTED_INDEX)
     for folder, pattern in (
         ("raw_lists", "*.json"),
         ("undated", "*.json"),
@@ -478,6 +480,7 @@ def print_summary_if_nothing_was_done():
 from nanolab import integrity
 
 OUTPUT_CHECKS = ".snakemake/nanolab/checks"
+LISTED_INDEX = Path(OUTPUT_CHECKS, "listed_outputs.json")
 MERGED_STAGE_MANIFEST = f"{STAGE}/_manifest/manifest.parquet"
 OUTPUT_DAMAGE = None  # {job output: [Damage]}, computed on the first call of an input function below
 
@@ -489,14 +492,17 @@ def output_damage():
     return OUTPUT_DAMAGE
 
 
-def find_output_damage():
-    """Check every job's outputs, write every check file, name the damaged ones on stderr."""
+def batch_manifest_kinds():
+    """{batch manifest: kind} of every job whose manifest lists per-run or per-day files."""
     batches = dict.fromkeys(get_stage_batch_manifests(), "stage")
     batches |= dict.fromkeys(get_segment_batch_manifests(), "segment")
-    batches |= {analysis_manifest(month): "analysis" for month in iv_months()}
-    damage = integrity.check_batch_manifests(
-        batches, Path(OUTPUT_CHECKS, "listed_outputs.json")
-    )
+    return batches | {analysis_manifest(month): "analysis" for month in iv_months()}
+
+
+def find_output_damage():
+    """Check every job's outputs, write every check file, name the damaged ones on stderr."""
+    batches = batch_manifest_kinds()
+    damage = integrity.check_batch_manifests(batches, LISTED_INDEX)
     record = str(Path(MERGED_STAGE_MANIFEST).parent / integrity.OUTPUT_SIZES)
     sizes = integrity.load_output_sizes(record)
     merged = list(rules.manifests.output)
