@@ -135,7 +135,7 @@ def check_batch_manifests(manifests: dict[str, str], index_path: Path | None) ->
     listed, damage = read_listed(manifests, index_path)
     for manifest in manifests:
         if manifest not in damage:
-            paths, sizes = listed[manifest][1:] if manifest in listed else ([], [])  # missing: Snakemake reruns its job
+            paths, sizes = listed[manifest][1:] if manifest in listed else ([], [])  # missing: nothing listed to check
             damage[manifest] = find_damage(Expected(path, size) for path, size in zip(paths, sizes))
     return damage
 

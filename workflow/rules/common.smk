@@ -50,7 +50,6 @@ def checked_raw_root(raw_root):
 
 
 RAW_ROOT = checked_raw_root(config["raw_root"])
-
 STAGE = "results/02_stage"
 SEGMENTS = "results/03_intermediate"
 SCHEMA_FILE = str(Path(workflow.basedir, config["procedure_schema"]))
@@ -509,18 +508,17 @@ def find_output_damage():
     damage[MERGED_STAGE_MANIFEST] = integrity.check_declared(merged, sizes or {})
     if sizes is None and any(Path(p).exists() for p in merged):
         damage[MERGED_STAGE_MANIFEST].append(integrity.Damage(record, None, None))
-    for day, label in BATCHES:  # the batch job's points file
-        stage, _, points = batch_job_outputs(day, label)
-        damage[stage] += integrity.check_declared([points], {})
-    # Snakemake rebuilds a missing intermediate file only for a job that runs anyway: a batch job's
-    # output deleted, or removed by Snakemake when the job failed, would stay missing behind up-to-date
-    # merged manifests. Their job is marked instead; it needs the batch job, which rewrites all three.
-    if Path(MERGED_STAGE_MANIFEST).exists():
-        damage[MERGED_STAGE_MANIFEST] += integrity.find_damage(
-            integrity.Expected(path, None)
-            for day, label in BATCHES
-            for path in batch_job_outputs(day, label)
-        )
+    merged_exist = Path(MERGED_STAGE_MANIFEST).exists()
+    for day, label in BATCHES:
+        stage, segments, points = batch_job_outputs(day, label)
+        damage[stage] += integrity.check_declared([points], {})  # truncated in place
+        # Snakemake rebuilds a missing intermediate file only for a job that runs anyway: a batch job's
+        # output deleted, or removed by Snakemake when the job failed, would stay missing behind up-to-date
+        # merged manifests. Their job is marked instead; it needs the batch job, which rewrites all three.
+        if merged_exist:
+            damage[MERGED_STAGE_MANIFEST] += integrity.find_damage(
+                integrity.Expected(path, None) for path in (stage, segments, points)
+            )
     for month in iv_months():
         figures = [f for f in get_figures() if f.endswith(f"month={month}")]
         damage[figures_output(month)] = integrity.check_declared(figures, {})
