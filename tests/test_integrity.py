@@ -96,7 +96,7 @@ def test_a_truncated_batch_manifest_is_damage(tmp_path):
     manifest.write_bytes(manifest.read_bytes()[:100])
     [damage] = integrity.check_batch_manifest(str(manifest), "stage")
     assert damage.path == str(manifest) and damage.found == 100 and "unreadable" in damage.describe()
-    assert integrity.check_batch_manifest(str(tmp_path / "absent.parquet"), "stage") == []  # Snakemake's case
+    assert integrity.check_batch_manifest(str(tmp_path / "absent.parquet"), "stage") == []  # nothing listed (common.smk: the merged manifests' job)
 
 
 def test_listings_are_cached_by_manifest_size_and_mtime(tmp_path, monkeypatch):

@@ -103,10 +103,13 @@ def write_raw_lists(batches):
     """Each batch's raw files (absolute paths), for its staging job to read."""
     for (day, label), files in batches.items():
         path = raw_list_path(day, label)
-        if (
-            not path.exists()
-        ):  # checked before the list is built: ~0.1 s of path joins at lab scale
-            write_once(path, json.dumps([str(RAW_ROOT / f.source_file) for f in files]))
+        # checked before the list is built: ~0.1 s of path joins at lab scale
+        if not path.exists():
+            write_text_atomic(
+                path,
+                json.dumps([str(RAW_ROOT / f.source_file) for f in files]),
+                private=True,
+            )
 
 
 def write_undated_list(files):
@@ -328,17 +331,14 @@ def existing_other_days(root):
 
 
 def get_stage_batch_manifests(wildcards=None):
-    return [
-        f"{STAGE}/_batches/date={day}/batch={label}.parquet" for day, label in BATCHES
-    ] + existing_other_days(STAGE)
+    current = [batch_job_outputs(day, label)[0] for day, label in BATCHES]
+    return current + existing_other_days(STAGE)
 
 
 def get_segment_batch_manifests(wildcards=None):
     """Every batch job writes a segment manifest too (empty without IV runs)."""
-    return [
-        f"{SEGMENTS}/_batches/date={day}/batch={label}.parquet"
-        for day, label in BATCHES
-    ] + existing_other_days(SEGMENTS)
+    current = [batch_job_outputs(day, label)[1] for day, label in BATCHES]
+    return current + existing_other_days(SEGMENTS)
 
 
 def iv_days(wildcards=None):
@@ -500,8 +500,7 @@ def batch_manifest_kinds():
 
 def find_output_damage():
     """Check every job's outputs, write every check file, name the damaged ones on stderr."""
-    batches = batch_manifest_kinds()
-    damage = integrity.check_batch_manifests(batches, LISTED_INDEX)
+    damage = integrity.check_batch_manifests(batch_manifest_kinds(), LISTED_INDEX)
     record = str(Path(MERGED_STAGE_MANIFEST).parent / integrity.OUTPUT_SIZES)
     sizes = integrity.load_output_sizes(record)
     merged = list(rules.manifests.output)
@@ -559,8 +558,8 @@ def batch_job_outputs(day, label):
 
 def get_stage_output_check(wildcards):
     """One job writes the batch's stage and segment manifests: both checks are its inputs."""
-    batch = f"_batches/date={wildcards.date}/batch={wildcards.batch}.parquet"
-    return [checked(f"{STAGE}/{batch}"), checked(f"{SEGMENTS}/{batch}")]
+    stage, segments, _ = batch_job_outputs(wildcards.date, wildcards.batch)
+    return [checked(stage), checked(segments)]
 
 
 def get_manifests_output_check(wildcards):
