@@ -49,3 +49,4 @@ onsuccess:
 
 # Snakemake skips onsuccess when there is nothing to be done; the summary is printed then too.
 atexit.register(print_summary_if_nothing_was_done)
+atexit.register(skip_final_collection)

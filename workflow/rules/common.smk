@@ -1,5 +1,6 @@
 # Bookkeeping done once at DAG-build time: validate the config, check that results/ belongs to this
 # raw tree, catalog it, plan the batches, print what changed, and the input functions the rules use.
+import gc
 import hashlib
 import json
 import re
@@ -464,6 +465,14 @@ def print_summary_if_nothing_was_done():
         and not workflow.dryrun
     ):
         print_summary()
+
+
+def skip_final_collection():
+    """At exit: Python's last garbage collection walks every object Snakemake built for the DAG
+    (~0.3 s of a ~2 s no-op at lab scale) only to free memory the process returns anyway. Frozen
+    objects are skipped. Nothing relies on it: files are closed where they are written, and
+    logging flushes its handlers in its own exit handler."""
+    gc.freeze()
 
 
 # ---- output integrity: begin -------------------------------------------------------------------
