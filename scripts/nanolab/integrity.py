@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from .atomic import write_text_atomic
 
@@ -31,8 +32,7 @@ OUTPUT_SIZES = "_outputs.json"  # written by the manifests job beside the merged
 WHOLE = "whole\n"  # a check file's text when its batch is whole (mtime 0: older than any output)
 
 
-@dataclass(frozen=True)
-class Expected:
+class Expected(NamedTuple):  # a tuple: 40,000 (path, size) pairs are checked without building one each
     path: str
     size: int | None  # None: written before sizes were recorded; only its presence can be checked
 
@@ -93,17 +93,17 @@ def listed_outputs(batch_manifest: str | Path, kind: str) -> list[Expected]:
     return expected(table.to_pydict())
 
 
-def find_damage(expected: Iterable[Expected]) -> list[Damage]:
+def find_damage(expected: Iterable[Expected | tuple[str, int | None]]) -> list[Damage]:
     """Files missing or not of the size they were written with: one stat each, nothing opened."""
     damage = []
-    for item in expected:
+    for path, written in expected:
         try:
-            size = os.stat(item.path).st_size
+            size = os.stat(path).st_size
         except OSError:
-            damage.append(Damage(item.path, item.size, None))
+            damage.append(Damage(path, written, None))
             continue
-        if item.size is not None and size != item.size:
-            damage.append(Damage(item.path, item.size, size))
+        if written is not None and size != written:
+            damage.append(Damage(path, written, size))
     return damage
 
 
@@ -136,7 +136,7 @@ def check_batch_manifests(manifests: dict[str, str], index_path: Path | None) ->
     for manifest in manifests:
         if manifest not in damage:
             paths, sizes = listed[manifest][1:] if manifest in listed else ([], [])  # missing: nothing listed to check
-            damage[manifest] = find_damage(Expected(path, size) for path, size in zip(paths, sizes))
+            damage[manifest] = find_damage(zip(paths, sizes))
     return damage
 
 
