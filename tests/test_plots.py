@@ -89,7 +89,14 @@ def test_a_day_figure_traces_runs_to_chips_and_numbers_the_stand_outs(tmp_path):
     assert len(magnitude.collections) == 2 and not np.isinf(np.concatenate([p.vertices[:, 1] for p in magnitude.collections[0].get_paths()])).any()
     # per chip and V_max group: forward, return and fitted return; hysteresis plus its two peaks
     groups = analysis["iv_fits"].num_rows
-    assert groups == 2 and len(traces.get_lines()) == 3 * groups and len(loops.get_lines()) == 3 * groups
+    assert groups == 2
+    assert sum(len(c.get_paths()) for c in traces.collections) == 3 * groups
+    assert sum(len(c.get_paths()) for c in loops.collections) == groups
+    peaks = loops.get_lines()  # per chip: one line of ▲ (largest) and one of ▼ (smallest) markers
+    assert sorted(line.get_marker() for line in peaks) == ["^", "^", "v", "v"]
+    assert sum(len(line.get_xdata()) for line in peaks) == 2 * groups
+    for axes in (traces, loops):
+        assert [t.get_text() for t in axes.get_legend().get_texts()] == ["Alisson67", "Alisson68"]
     assert "2025-09-11: 7 runs" in figure.get_suptitle()
     path = save_png(figure, tmp_path / "day.png")
     assert path.read_bytes()[:4] == b"\x89PNG" and not list(tmp_path.glob(".*.tmp"))
