@@ -1,3 +1,4 @@
+import json
 import os
 from pathlib import Path
 
@@ -44,8 +45,10 @@ def test_scan_reads_header_facts_and_caches_them(tmp_path):
     ]
     assert cache.exists()
     # a cached entry is trusted while size and mtime are unchanged: prove it by planting a marker
-    text = cache.read_text().replace('"proc": "IV"', '"proc": "CACHED"')
-    cache.write_text(text)
+    document = json.loads(cache.read_text())
+    [row] = [row for row in document["files"] if "IV" in row]
+    row[row.index("IV")] = "CACHED"
+    cache.write_text(json.dumps(document))
     assert scan(raw, "America/Santiago", cache)[0].proc == "CACHED"
     os.utime(raw / "2025-09-11/IV_1.csv", ns=(1, 1))
     assert scan(raw, "America/Santiago", cache)[0].proc == "IV"

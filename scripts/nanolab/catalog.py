@@ -23,7 +23,7 @@ from .atomic import write_text_atomic
 from .header import HEADER_BYTES, RawFormatError, split_raw
 from .identity import date_from_path, make_run_id, parse_start_time, resolve_date
 
-CACHE_VERSION = 4
+CACHE_VERSION = 5  # 5: files as rows (field order of RawFile), not objects: half the parse time
 RESOURCE_FORK = "macOS resource fork (._ file), not a measurement"
 OUTSIDE_ROOT = "symlink to a file outside raw_root: not read"
 CHUNK_BYTES = 1 << 20
@@ -137,13 +137,13 @@ def _load_cache(cache_path: Path | None, raw_root: Path, timezone: str) -> dict[
             document = json.load(handle)
         if document["key"] != _cache_key(raw_root, timezone):
             return {}
-        return {entry["source_file"]: RawFile(**entry) for entry in document["files"]}
+        return {entry[0]: RawFile._make(entry) for entry in document["files"]}
     except (TypeError, OSError, ValueError, KeyError):
         return {}
 
 
 def _save_cache(cache_path: Path, raw_root: Path, timezone: str, catalog: list[RawFile]) -> None:
-    document = {"key": _cache_key(raw_root, timezone), "files": [f._asdict() for f in catalog]}
+    document = {"key": _cache_key(raw_root, timezone), "files": [list(f) for f in catalog]}
     write_text_atomic(cache_path, json.dumps(document), private=True)
 
 
