@@ -37,6 +37,7 @@ from nanolab.synthetic import write_lab_tree
 
 REPO = Path(__file__).resolve().parents[1]
 JOB_LINE = re.compile(r"^(?:local)?rule (\w+):", re.M)
+NO_OP_RUNS = 5  # a no-op is ~2 s: the median of a few says more than one
 
 
 @dataclass
@@ -89,6 +90,33 @@ def timed(case: str, command: list[str], cwd: Path, watch_rss: bool = True) -> M
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     jobs = len(JOB_LINE.findall(output)) if "snakemake" in " ".join(command) else None
     return Measurement(case, wall, cpu, seen[0] if watch_rss else None, seen[1] if watch_rss else None, jobs)
+
+
+def median_of(case: str, command: list[str], cwd: Path, times: int) -> Measurement:
+    """A short case run `times` times in a row, each figure the median: one no-op varies by ±20 % here."""
+    runs = [timed(case, command, cwd) for _ in range(times)]
+    walls = sorted(m.wall_s for m in runs)
+    print(f"{case}: {times} runs, wall {walls[0]:.2f}-{walls[-1]:.2f} s", flush=True)
+    return Measurement(
+        case,
+        statistics.median(m.wall_s for m in runs),
+        statistics.median(m.cpu_s for m in runs),
+        statistics.median(m.peak_rss_mb or 0 for m in runs),
+        statistics.median(m.own_cpu_s or 0 for m in runs),
+        runs[0].jobs,
+    )
+
+
+TRIVIAL_SNAKEFILE = 'rule all:\n    input: "done.txt"\n\n\nrule done:\n    output: "done.txt"\n    shell: "touch {output}"\n'
+
+
+def trivial_workdir(work: Path) -> Path:
+    """A one-rule workflow, run once: its no-op is what any snakemake invocation costs here."""
+    folder = work / "trivial"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "Snakefile").write_text(TRIVIAL_SNAKEFILE)
+    subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1", "--quiet"], cwd=folder, env=tool_env(), check=True, capture_output=True)
+    return folder
 
 
 def generate(raw: Path, scale: float, small: bool, seed: int) -> tuple[int, int]:
@@ -177,7 +205,9 @@ def run_once(cores: int, raw: Path, work: Path, seed: int) -> list[Measurement]:
     wd = fresh_workdir(work / "snakemake", raw)
     measurements.append(timed("dag build (-n, empty results)", snakemake(cores, "-n"), wd))
     measurements.append(timed("full run", snakemake(cores), wd))
-    measurements.append(timed("no-op rerun", snakemake(cores), wd))
+    measurements.append(median_of("no-op rerun", snakemake(cores), wd, NO_OP_RUNS))
+    trivial = trivial_workdir(work)
+    measurements.append(median_of("no-op, one-rule Snakefile", [sys.executable, "-m", "snakemake", "--cores", str(cores)], trivial, NO_OP_RUNS))
     edit_one_file(raw)
     measurements.append(timed("one raw file edited", snakemake(cores), wd))
     add_new_day(raw, seed)
