@@ -72,6 +72,7 @@ def watch_process(pid: int, stop: threading.Event, result: list[float]) -> None:
 
 def timed(case: str, command: list[str], cwd: Path, watch_rss: bool = True) -> Measurement:
     """Wall and CPU time (process + all its children), peak RSS of the top process, jobs it ran."""
+    os.sync()  # the previous case's writes (2 GB for a full run at 3x) are flushed now, not during this one
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=cwd, env=tool_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
