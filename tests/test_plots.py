@@ -5,7 +5,7 @@ import matplotlib.colors as mcolors
 import numpy as np
 import pyarrow as pa
 from nanolab.analysis import AnalysisSettings, analyse_day
-from nanolab.plots import CHIP_COLOURS, FLAG_COLOUR, DayFigure, run_infos, runs_table, save_png
+from nanolab.plots import CHIP_COLOURS, FLAG_COLOUR, DayFigure, drawn_rows, run_infos, runs_table, save_png
 from nanolab.segment import find_segments
 from nanolab.synthetic import iv_voltages
 
@@ -124,3 +124,16 @@ def test_a_day_without_segmented_runs_still_gets_a_figure(tmp_path):
     assert [i.flag for i in infos] == ["not segmented"]
     figure = DayFigure().draw("2025-09-13", empty, infos, analyse_day(empty.drop_columns(["segment_id"]), AnalysisSettings()))
     assert save_png(figure, tmp_path / "d.png").stat().st_size > 10_000
+
+
+def test_long_traces_are_thinned_but_keep_their_ends_and_extremes():
+    long = np.sin(np.linspace(0, 3, 1001)) * 1e-7  # drawn every 9th row: row 1000 is not one of them
+    long[537], long[123] = 5e-6, -4e-6  # a one-point spike and a one-point dip
+    short = np.arange(50, dtype=float)
+    current = np.concatenate([long, short])
+    keep = drawn_rows(current, np.array([0, 1001]), most=120)
+    kept_long, kept_short = np.flatnonzero(keep[:1001]), np.flatnonzero(keep[1001:])
+    assert {0, 123, 537, 1000} <= set(kept_long) and len(kept_long) <= 120 + 3
+    assert len(kept_short) == 50  # a piece of at most `most` rows is drawn whole
+    flat = drawn_rows(np.zeros(500), np.array([0]), most=100)  # every row is an extreme: the first one counts
+    assert np.flatnonzero(flat).size <= 100 + 1
