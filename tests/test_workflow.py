@@ -182,6 +182,9 @@ def test_touching_a_file_without_changing_it_reruns_nothing(workdir):
 def test_editing_one_file_reruns_only_its_partition(workdir):
     workdir.snakemake()
     staged_before = {p: p.stat().st_mtime_ns for p in workdir.results.rglob("part-000.parquet")}
+    drawn = workdir.results / "04_report/_drawn/month=2025-09"
+    drawn_before = {p.name: p.stat().st_mtime_ns for p in drawn.glob("*.png")}
+    assert len(drawn_before) == 3
     path = workdir.raw_root / "2025-09-11/IV2025-09-11_1.csv"
     path.write_text(path.read_text().replace("\n0.05,", "\n0.050000001,", 1))
     assert workdir.planned_jobs() == {"stage_batch": 1, "analyse_month": 1, "iv_figures": 1, **ALWAYS}
@@ -195,6 +198,11 @@ def test_editing_one_file_reruns_only_its_partition(workdir):
     analysis = {p for p in rewritten if "04_analysis" in p.parts[-4]}
     assert rewritten - analysis and all(f"run_id={edited['run_id'][0].as_py()}" in str(p) for p in rewritten - analysis)
     assert {p.parent.name for p in analysis} == {"date=2025-09-11"} and len(analysis) == 5
+    # only its day's figure is redrawn; the other days' drawings are linked into the report as they were
+    assert {name for name, mtime in drawn_before.items() if (drawn / name).stat().st_mtime_ns != mtime} == {"date=2025-09-11.png"}
+    assert "3 days: 1 drawn, 2 unchanged since drawn" in (workdir.path / "logs/figures/month=2025-09.log").read_text()
+    for name in drawn_before:
+        assert (workdir.results / "04_report/iv_days/month=2025-09" / name).read_bytes() == (drawn / name).read_bytes()
     assert workdir.planned_jobs() == {}
 
 

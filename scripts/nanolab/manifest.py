@@ -170,11 +170,11 @@ def write_csv(table: pa.Table, path: Path) -> Path:
 
 def prune_days_without_iv_runs(report_root: Path, analysis_root: Path, days: set[str]) -> list[Path]:
     """Analysis tables and figures of days (and months) that no longer have IV runs: their raw files
-    were deleted or moved. A month that still has days is redrawn whole by its own job."""
+    were deleted or moved. A month that still has days drops the others' drawings in its own job."""
     months = {day[:7] for day in days}
     stale = [p for p in analysis_root.glob("*/date=*") if p.name.removeprefix("date=").removesuffix(".json") not in days]
     stale += [p for p in analysis_root.glob("_batches/month=*.parquet") if p.stem.removeprefix("month=") not in months]
-    for kind in ("iv_days", "iv_day_runs", "iv_fits"):
+    for kind in ("iv_days", "iv_day_runs", "iv_fits", "_drawn"):
         stale += [p for p in report_root.glob(f"{kind}/month=*") if p.name.removeprefix("month=").removesuffix(".csv") not in months]
     for path in stale:
         shutil.rmtree(path) if path.is_dir() else path.unlink()

@@ -382,6 +382,14 @@ def get_analysis_root(wildcards, output):
     return str(Path(output.manifest).parents[1])
 
 
+def get_drawn_folder(wildcards, output):
+    """Where the figure job draws each day of the month and keeps it while the day's inputs are
+    unchanged (not an output: Snakemake empties declared folders before the job). From the output,
+    as the other roots: a param of wildcards alone is recorded and compared (pandas)."""
+    figures = Path(output.figures)
+    return str(figures.parents[1] / "_drawn" / figures.name)
+
+
 def analysis_manifest(month):
     return f"{ANALYSIS}/_batches/month={month}.parquet"
 

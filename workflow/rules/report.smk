@@ -1,7 +1,8 @@
 rule iv_figures:
     """A figure and a runs table per measurement day of a month: every IV run (stand-out runs numbered),
     the mean traces with the fitted return and the hysteresis with its peaks per chip. One job per
-    month: matplotlib's import (~1 s CPU) is paid once for ~30 days."""
+    month: matplotlib's import (~1 s CPU) is paid once for ~30 days; a day whose inputs and code are
+    unchanged is not redrawn (results/04_report/_drawn/ keeps it)."""
     input:
         points=get_points_of_month,
         segments=get_segment_batch_manifests_of_month,
@@ -33,7 +34,9 @@ rule iv_figures:
     resources:
         mem_mb=month_mem_mb,
         runtime=15,
+    params:
+        drawn=get_drawn_folder,
     shell:
         "python -m nanolab.plots @{input.args:q} --analysis-manifest {input.analysis:q} --figure-dir {output.figures:q}"
-        " --runs-dir {output.runs:q} --segment-manifests {input.segments:q} --points {input.points:q}"
+        " --runs-dir {output.runs:q} --drawn-dir {params.drawn:q} --segment-manifests {input.segments:q} --points {input.points:q}"
         " > {log:q} 2>&1"
