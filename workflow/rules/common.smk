@@ -21,7 +21,7 @@ RESULTS = Path("results")
 LISTS = Path(".snakemake/nanolab")
 
 
-def checked(config):
+def typed_config(config):
     """The config with command-line strings read as the schema's types (`figures=false`), or a stop
     with one line per bad value naming the key, the value and the accepted form."""
     coerced, problems = checked_config(config, CONFIG_SCHEMA)
@@ -30,9 +30,9 @@ def checked(config):
     return coerced
 
 
-config.update(checked(config))
+config.update(typed_config(config))
 for dotted in [key for key in config if "." in str(key)]:
-    del config[dotted]  # merged into its mapping by checked()
+    del config[dotted]  # merged into its mapping by typed_config()
 validate(config, schema=str(CONFIG_SCHEMA))  # fills in the schema's defaults
 
 
