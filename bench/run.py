@@ -193,6 +193,17 @@ def edit_one_file(raw: Path) -> None:
     path.write_text(path.read_text() + "\n")
 
 
+def edit_one_value(raw: Path) -> None:
+    """Change one current value of another IV file: its day's analysis and figure must be redone."""
+    paths = sorted(raw.rglob("IV*.csv"))
+    path = paths[len(paths) // 4]
+    lines = path.read_text().splitlines(keepends=True)
+    last = max(i for i, line in enumerate(lines) if "," in line)  # the last data row (a blank line may follow)
+    voltage, current, *rest = lines[last].split(",")
+    lines[last] = ",".join([voltage, repr(2 * float(current) + 1e-9), *rest])
+    path.write_text("".join(lines))
+
+
 def add_new_day(raw: Path, seed: int) -> None:
     """A day of 50 files (40 IV + 5 IVg + 5 It) on 1-3 chips, like the lab's."""
     paths = write_lab_tree(raw, start_date="2099-01-01", days=1, runs={"IV": 40, "IVg": 5, "It": 5}, seed=seed + 1)
@@ -215,6 +226,8 @@ def run_once(cores: int, raw: Path, work: Path, seed: int) -> list[Measurement]:
     measurements.append(timed("new day of 50 files", snakemake(cores), wd))
     write_config(wd, raw, figures=True)
     measurements.append(timed("figures switched on (all days)", snakemake(cores), wd))
+    edit_one_value(raw)
+    measurements.append(timed("one value edited, figures on", snakemake(cores), wd))
     shutil.rmtree(raw / "2099-01-01")
     return measurements
 
