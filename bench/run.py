@@ -194,13 +194,15 @@ def edit_one_file(raw: Path) -> None:
 
 
 def edit_one_value(raw: Path) -> None:
-    """Change one current value of another IV file: its day's analysis and figure must be redone."""
+    """Change one current value mid-sweep in another IV file: its day's analysis and figure must be redone
+    (a sweep's last row, the final 0 V, is in no segment: changing it changes nothing downstream)."""
     paths = sorted(raw.rglob("IV*.csv"))
     path = paths[len(paths) // 4]
     lines = path.read_text().splitlines(keepends=True)
-    last = max(i for i, line in enumerate(lines) if "," in line)  # the last data row (a blank line may follow)
-    voltage, current, *rest = lines[last].split(",")
-    lines[last] = ",".join([voltage, repr(2 * float(current) + 1e-9), *rest])
+    rows = [i for i, line in enumerate(lines) if "," in line and not line.startswith("#")]  # the label row, then data
+    middle = rows[len(rows) // 2]
+    voltage, current, *rest = lines[middle].split(",")
+    lines[middle] = ",".join([voltage, repr(2 * float(current) + 1e-9), *rest])
     path.write_text("".join(lines))
 
 
