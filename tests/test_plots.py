@@ -98,8 +98,9 @@ def test_a_day_figure_traces_runs_to_chips_and_numbers_the_stand_outs(tmp_path):
     for axes in (traces, loops):
         assert [t.get_text() for t in axes.get_legend().get_texts()] == ["Alisson67", "Alisson68"]
     assert "2025-09-11: 7 runs" in figure.get_suptitle()
-    path = save_png(figure, tmp_path / "day.png")
-    assert path.read_bytes()[:4] == b"\x89PNG" and not list(tmp_path.glob(".*.tmp"))
+    written = save_png(figure, tmp_path / "day.png")
+    assert written.path.read_bytes()[:4] == b"\x89PNG" and written.size == written.path.stat().st_size
+    assert not list(tmp_path.glob(".*.tmp"))
 
 
 def test_one_figure_redrawn_for_another_day_keeps_nothing_of_the_first():
@@ -123,7 +124,7 @@ def test_a_day_without_segmented_runs_still_gets_a_figure(tmp_path):
     infos = run_infos(empty, runs)
     assert [i.flag for i in infos] == ["not segmented"]
     figure = DayFigure().draw("2025-09-13", empty, infos, analyse_day(empty.drop_columns(["segment_id"]), AnalysisSettings()))
-    assert save_png(figure, tmp_path / "d.png").stat().st_size > 10_000
+    assert save_png(figure, tmp_path / "d.png").path.stat().st_size > 10_000
 
 
 def test_long_traces_are_thinned_but_keep_their_ends_and_extremes():

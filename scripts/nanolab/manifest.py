@@ -4,6 +4,7 @@ and the end-of-run summary."""
 from __future__ import annotations
 
 import csv
+import io
 import os
 import shutil
 from collections import Counter
@@ -13,7 +14,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from .io import read_parquet, temporary_for, write_parquet_atomic
+from .atomic import write_bytes_atomic, write_text_atomic
+from .io import read_parquet, write_parquet_atomic
 
 
 def merge_manifests(paths: list[Path], schema: pa.Schema) -> pa.Table:
@@ -63,17 +65,11 @@ def output_folders(manifest: pa.Table, levels_up: int) -> set[Path]:
 def write_rejects_csv(manifest: pa.Table, path: Path) -> Path:
     """The rejects as a CSV a person can open: file, reason."""
     rejects = manifest.filter(pc.not_equal(manifest["status"], "ok")).select(["source_file", "status", "reason"])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = temporary_for(path)
-    try:
-        with open(temporary, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(rejects.column_names)
-            writer.writerows(zip(*(column.to_pylist() for column in rejects.columns)))
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return path
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(rejects.column_names)
+    writer.writerows(zip(*(column.to_pylist() for column in rejects.columns)))
+    return write_text_atomic(Path(path), text.getvalue())
 
 
 def damaged_files_line(stage: pa.Table, shown: int = 5) -> str:
@@ -157,15 +153,14 @@ def segment_point_counts(segments: pa.Table) -> pa.Table:
     return stats.rename_columns(["segment_type", "segments", "min_points", "median_points", "max_points"]).sort_by("segment_type")
 
 
+def csv_bytes(table: pa.Table) -> pa.Buffer:
+    sink = pa.BufferOutputStream()
+    pacsv.write_csv(table, sink)
+    return sink.getvalue()
+
+
 def write_csv(table: pa.Table, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = temporary_for(path)
-    try:
-        pacsv.write_csv(table, temporary)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return path
+    return write_bytes_atomic(csv_bytes(table), Path(path)).path
 
 
 def prune_days_without_iv_runs(report_root: Path, analysis_root: Path, days: set[str]) -> list[Path]:

@@ -13,10 +13,11 @@ V_max group with the fitted return curve, and the hysteresis with its peaks mark
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import shutil
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,11 +36,11 @@ from matplotlib.lines import Line2D  # noqa: E402
 from . import reuse  # noqa: E402
 from .analysis import KINDS, AnalysisSettings, output_schema  # noqa: E402
 from .analysis_job import points_by_day, read_points  # noqa: E402
-from .atomic import Written, file_crc  # noqa: E402
+from .atomic import Written, temporary_for, write_bytes_atomic  # noqa: E402
 from .io import read_parquet  # noqa: E402
 from .iv_segments import MANIFEST_SCHEMA as SEGMENT_MANIFEST  # noqa: E402
 from .jobargs import JobArgumentParser  # noqa: E402
-from .manifest import write_csv  # noqa: E402
+from .manifest import csv_bytes  # noqa: E402
 
 log = logging.getLogger("nanolab")
 
@@ -315,25 +316,17 @@ class DayFigure:
         return self.figure
 
 
-def save_png(figure: Figure, path: Path) -> Path:
-    """Write beside the target and rename, so a report never picks up half an image."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    figure.savefig(temporary, dpi=DPI, format="png", pil_kwargs={"compress_level": 1})  # zlib level 6 took longer than drawing
-    os.replace(temporary, path)
-    return path
-
-
-def day_inputs(day: str, points_of: dict[str, list[Path]], runs_of: dict[str, list[Path]], analysis: pa.Table) -> list[Path]:
-    """Every file a day's figure and runs table are drawn from."""
-    outputs = analysis.filter(pc.equal(analysis["date"], day))["output"].to_pylist()
-    return [*points_of.get(day, []), *runs_of.get(day, []), *map(Path, outputs)]
+def save_png(figure: Figure, path: Path) -> Written:
+    """Rendered in memory, written whole or not at all: a report never picks up half an image."""
+    image = io.BytesIO()
+    figure.savefig(image, dpi=DPI, format="png", pil_kwargs={"compress_level": 1})  # zlib level 6 took longer than drawing
+    return write_bytes_atomic(image.getvalue(), path)
 
 
 def link_or_copy(source: Path, target: Path) -> Path:
     """`target` with the bytes of `source`: a hard link (no copy), or a copy where links are not allowed."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.tmp")
+    temporary = temporary_for(target)
     temporary.unlink(missing_ok=True)
     try:
         os.link(source, temporary)
@@ -352,26 +345,28 @@ def plot_month(
     the job's declared folders (which Snakemake empties before the job). A day whose inputs and code
     are unchanged is linked, not redrawn: one edited raw file redraws one day (~0.6 s), not a month."""
     runs = pa.concat_tables([read_parquet(path).cast(SEGMENT_MANIFEST) for path in segment_manifests]) if segment_manifests else None
-    analysis = read_parquet(analysis_manifest)
+    tables_of: dict[str, list[dict]] = defaultdict(list)  # day -> its analysis tables (kind, output)
+    for row in read_parquet(analysis_manifest).to_pylist():
+        tables_of[row["date"]].append(row)
     points_of, runs_of = points_by_day(points_files), points_by_day(segment_manifests)
     canvas: DayFigure | None = None  # built on the first day that is drawn: its axes cost ~0.1 s
     days = sorted(set(runs["date"].to_pylist()) if runs is not None else ())
     written, redrawn = [], 0
     for day in days:
         record = drawn_dir / f"date={day}.json"
-        record_key = reuse.key("day figure", day, *(f"{path}:{reuse.content_id(path)}" for path in day_inputs(day, points_of, runs_of, analysis)))
+        inputs = [*points_of.get(day, []), *runs_of.get(day, []), *(Path(row["output"]) for row in tables_of[day])]
+        record_key = reuse.key("day figure", day, *(f"{path}:{reuse.content_id(path)}" for path in inputs))
         figure, table = drawn_dir / f"date={day}.png", drawn_dir / f"date={day}.csv"
         if not reuse.load(record, record_key):
             day_runs = runs.filter(pc.equal(runs["date"], day)).sort_by("source_file")
             points = read_points(points_of.get(day, []), with_segments=True)
-            rows = analysis.filter(pc.equal(analysis["date"], day)).to_pylist()
-            tables = {row["kind"]: read_parquet(row["output"]) for row in rows}
+            tables = {row["kind"]: read_parquet(row["output"]) for row in tables_of[day]}
             if not tables:
                 tables = {kind: output_schema(kind, AnalysisSettings()).empty_table() for kind in KINDS}
             infos = run_infos(points, day_runs)
             canvas = canvas or DayFigure()
-            drawn = [save_png(canvas.draw(day, points, infos, tables), figure), write_csv(runs_table(infos), table)]
-            reuse.save(record, record_key, {}, [Written(path, path.stat().st_size, file_crc(path)) for path in drawn])
+            drawn = [save_png(canvas.draw(day, points, infos, tables), figure), write_bytes_atomic(csv_bytes(runs_table(infos)), table)]
+            reuse.save(record, record_key, {}, drawn)
             redrawn += 1
         written += [link_or_copy(figure, figure_dir / figure.name), link_or_copy(table, runs_dir / table.name)]
     figure_dir.mkdir(parents=True, exist_ok=True)
