@@ -13,14 +13,15 @@ import re
 from pathlib import Path
 
 import jsonschema
-import yaml
+
+from .schema import read_yaml
 
 BOOLEAN_WORDS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
 LIST_SEPARATOR = re.compile(r"[,\s]+")
 
 
 def load_schema(schema_path: str | Path) -> dict:
-    return yaml.safe_load(Path(schema_path).read_text(encoding="utf-8"))
+    return read_yaml(schema_path)
 
 
 def accepted_form(schema: dict) -> str:
@@ -133,9 +134,8 @@ def subschema(schema: dict, path: list[str]) -> dict:
     return schema
 
 
-def config_problems(config: dict, schema_path: str | Path) -> list[str]:
+def config_problems(config: dict, schema: dict) -> list[str]:
     """One readable line per schema violation, e.g. "batch_size: 'many' is not of type 'integer'; use an integer >= 1"."""
-    schema = load_schema(schema_path)
     validator = jsonschema.Draft202012Validator(schema)
     problems = []
     for error in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path))):
@@ -153,5 +153,6 @@ def config_problems(config: dict, schema_path: str | Path) -> list[str]:
 
 def checked_config(config: dict, schema_path: str | Path) -> tuple[dict, list[str]]:
     """Coerce, then validate: the config to run with and every problem, one line each."""
-    coerced, problems = coerce_config(config, load_schema(schema_path))
-    return coerced, problems or config_problems(coerced, schema_path)
+    schema = load_schema(schema_path)
+    coerced, problems = coerce_config(config, schema)
+    return coerced, problems or config_problems(coerced, schema)

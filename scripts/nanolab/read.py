@@ -19,10 +19,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
-import yaml
 
 from .analysis import KINDS
 from .iv_segments import SEGMENT_DATASET
+from .schema import read_yaml
 from .stage import STAGE_DATASET
 
 ANALYSIS_FOLDER = "04_analysis"
@@ -65,8 +65,7 @@ def matching_files(root: Path, proc: str | Iterable[str] | None, date: str | Ite
 
 def lab_labels(schema: str | Path = DEFAULT_SCHEMA) -> dict[str, str]:
     """Canonical data column -> the lab's label: the first label of each column in the schema's `columns:` vocabulary."""
-    with open(schema, encoding="utf-8") as handle:
-        return {name: labels[0] for name, labels in yaml.safe_load(handle)["columns"].items()}
+    return {name: labels[0] for name, labels in read_yaml(schema)["columns"].items()}
 
 
 def _to_pandas(table: pa.Table) -> pd.DataFrame:
