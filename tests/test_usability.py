@@ -18,7 +18,8 @@ import pyarrow.parquet as pq
 import pytest
 from nanolab import codehash
 from nanolab.changes import TreeChanges, describe_changes, diff_trees, normalise_root, root_mismatch, tree_after_run
-from nanolab.config import checked_config, coerce_config, load_schema
+from nanolab.config import checked_config, coerce_config
+from nanolab.schema import read_yaml
 from nanolab.synthetic import make_run, render_raw
 from workflow_runner import REPO, Workdir
 
@@ -59,12 +60,12 @@ def parquet_files(results: Path) -> dict[str, int]:
     ("typed", "expected"), [("false", False), ("False", False), ("NO", False), ("0", False), ("true", True), ("Yes", True), (1, True), (False, False)]
 )
 def test_booleans_from_the_command_line(typed, expected):
-    coerced, problems = coerce_config({"figures": typed}, load_schema(CONFIG_SCHEMA))
+    coerced, problems = coerce_config({"figures": typed}, read_yaml(CONFIG_SCHEMA))
     assert problems == [] and coerced["figures"] is expected
 
 
 def test_numbers_in_the_mapping_form_and_dotted_keys_become_numbers():
-    schema = load_schema(CONFIG_SCHEMA)
+    schema = read_yaml(CONFIG_SCHEMA)
     # `--config 'segmentation={dv_threshold: 0.01}'` reaches the workflow as strings
     coerced, problems = coerce_config({"segmentation": {"dv_threshold": "0.01", "min_segment_points": "7"}, "batch_size": "12"}, schema)
     assert problems == [] and coerced == {"segmentation": {"dv_threshold": 0.01, "min_segment_points": 7}, "batch_size": 12}
@@ -73,7 +74,7 @@ def test_numbers_in_the_mapping_form_and_dotted_keys_become_numbers():
 
 
 def test_days_from_a_comma_list_or_yaml_dates():
-    schema = load_schema(CONFIG_SCHEMA)
+    schema = read_yaml(CONFIG_SCHEMA)
     assert coerce_config({"days": "2025-09-10,2025-09-11"}, schema)[0]["days"] == ["2025-09-10", "2025-09-11"]
     assert coerce_config({"days": [datetime.date(2025, 9, 10)]}, schema)[0]["days"] == ["2025-09-10"]
 

@@ -20,10 +20,6 @@ BOOLEAN_WORDS = {"true": True, "yes": True, "on": True, "1": True, "false": Fals
 LIST_SEPARATOR = re.compile(r"[,\s]+")
 
 
-def load_schema(schema_path: str | Path) -> dict:
-    return read_yaml(schema_path)
-
-
 def accepted_form(schema: dict) -> str:
     """What a value must look like, in words, from its schema (e.g. 'a number > 0')."""
     kind = schema.get("type")
@@ -153,6 +149,6 @@ def config_problems(config: dict, schema: dict) -> list[str]:
 
 def checked_config(config: dict, schema_path: str | Path) -> tuple[dict, list[str]]:
     """Coerce, then validate: the config to run with and every problem, one line each."""
-    schema = load_schema(schema_path)
+    schema = read_yaml(schema_path)
     coerced, problems = coerce_config(config, schema)
     return coerced, problems or config_problems(coerced, schema)
