@@ -6,6 +6,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
+from nanolab.catalog import describe
 from nanolab.stage import StageSettings, stage_file, stage_files
 
 IV_TEXT = """#Procedure: <laser_setup.procedures.IV.IV>
@@ -122,3 +123,52 @@ def test_resource_forks_are_skipped_and_outside_symlinks_rejected(tmp_path, lab_
     assert [r["status"] for r in rows] == ["skipped", "reject", "reject"]
     assert "resource fork" in rows[0]["reason"] and "outside raw_root" in rows[1]["reason"]
     assert "binary" in rows[2]["reason"]  # a symlink inside raw_root is read like any file
+
+
+@pytest.mark.parametrize(
+    ("line", "value"),
+    [("Chip number: 67", "1e99"), ("Chip number: 67", "99999999999999999999"), ("NPLC: 1", "-1e19"),
+     ("Laser voltage: 2.5 V", "inf V"), ("Laser voltage: 2.5 V", "1e400 V"), ("VSD start: 1 V", "nan V"), ("NPLC: 1", "one")],
+)  # fmt: skip
+def test_a_header_value_beyond_its_type_is_null_and_named_and_the_batch_is_staged(tmp_path, lab_schema, line, value):
+    """`Chip number: 1e99` used to kill the batch's manifest (OverflowError in pa.Table.from_pylist): no file of the day was staged."""
+    name = line.split(":")[0]
+    paths = [
+        write(tmp_path / "raw/2025-09-11/bad.csv", IV_TEXT.replace(line, f"{name}: {value}")),
+        write(tmp_path / "raw/2025-09-11/good.csv", IV_TEXT),
+    ]
+    manifest = stage_files(paths, settings(tmp_path / "raw", tmp_path / "out", lab_schema)).to_pylist()
+    bad, good = manifest
+    assert bad["status"] == good["status"] == "ok", bad["reason"]
+    assert bad["invalid_parameters"] == [name] and good["invalid_parameters"] == []
+    staged = pq.read_table(bad["output"]).to_pylist()[0]
+    column = {"Chip number": "chip_number", "NPLC": "nplc", "Laser voltage": "laser_voltage_V", "VSD start": "vsd_start_V"}[name]
+    assert staged[column] is None and pq.read_table(good["output"]).to_pylist()[0][column] is not None
+    assert bad["rows"] == good["rows"] == 3
+
+
+def test_a_missing_header_value_is_not_invalid(tmp_path, lab_schema):
+    raw = write(tmp_path / "raw/2025-09-11/a.csv", IV_TEXT.replace("Chip number: 67", "Chip number: None").replace("VSD start: 1 V", "VSD start: "))
+    row = stage_file(raw, settings(tmp_path / "raw", tmp_path / "out", lab_schema))
+    assert row["status"] == "ok" and row["invalid_parameters"] == [] and row["chip_number"] is None
+
+
+@pytest.mark.parametrize(
+    ("start", "timezone"), [("-62135596800", "America/Santiago"), ("253402300799", "Asia/Tokyo"), ("1e99", "UTC"), ("inf", "UTC")]
+)
+def test_a_start_time_off_the_calendar_dates_the_run_by_its_path(tmp_path, lab_schema, start, timezone):
+    """Year 1 or 9999 cannot move to the lab's timezone (OverflowError in the catalog, at DAG build time)."""
+    raw = write(tmp_path / "raw/2025-09-11/a.csv", IV_TEXT.replace("Start time: 1757584800.0", f"Start time: {start}"))
+    row = stage_file(raw, StageSettings(tmp_path / "raw", tmp_path / "out", lab_schema, timezone))
+    described = describe(tmp_path / "raw", "2025-09-11/a.csv", timezone)
+    assert row["status"] == "ok" and (row["date"], row["date_origin"]) == ("2025-09-11", "path")
+    assert (described.date, described.run_id) == (row["date"], row["run_id"])
+
+
+def test_a_stray_byte_in_the_table_of_a_utf8_file_is_a_null_cell_not_a_reject(tmp_path, lab_schema):
+    text = IV_TEXT.replace("Information: None", "Information: 25 °C")
+    raw = write(tmp_path / "raw/2025-09-11/a.csv", text.encode().replace(b"0.5,2e-9", b"0.5,2\xe4-9"))
+    row = stage_file(raw, settings(tmp_path / "raw", tmp_path / "out", lab_schema))
+    assert row["status"] == "ok", row["reason"]
+    assert (row["rows"], row["null_cells"]) == (3, 2)  # "2\xe4-9" and "bad"
+    assert pq.read_table(row["output"])["vsd_V"].to_pylist() == [0.0, 0.5, 1.0]

@@ -46,14 +46,14 @@ def split_raw(head: bytes) -> tuple[RawHeader, str, int]:
         stripped = line.strip()
         if stripped.startswith(b"#") and stripped[1:].strip().lower() == b"data:":
             label = lines[number + 1] if number + 1 < len(lines) else b""
-            encoding = "utf-8" if _is_utf8(head[body_start:offset] + label) else "latin-1"
+            encoding = "utf-8" if is_utf8(head[body_start:offset] + label) else "latin-1"
             return parse_header(head[body_start:offset].decode(encoding)), encoding, offset
         if stripped and not stripped.startswith(b"#"):
             break
     return parse_header(head[body_start:].decode("latin-1")), "latin-1", offset  # raises with the reason
 
 
-def _is_utf8(data: bytes) -> bool:
+def is_utf8(data: bytes) -> bool:
     try:
         data.decode("utf-8")
     except UnicodeDecodeError:

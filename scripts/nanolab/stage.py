@@ -6,6 +6,7 @@ import errno
 import functools
 import itertools
 import json
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from .identity import make_run_id, parse_start_time, resolve_date
 from .io import write_parquet, write_parquet_blocks_atomic
 from .schema import LabSchema, ProcedureSpec
 from .table import Damage, map_columns, read_blocks
-from .values import parse_value
+from .values import Value, is_missing, parse_value
 
 STAGE_DATASET = "raw_measurements"
 # proc, date and run_id live in the Hive path only: repeating them inside the files makes pandas
@@ -48,6 +49,7 @@ MANIFEST_SCHEMA = pa.schema(
         ("skipped_rows", pa.int64()),
         ("unmapped_columns", pa.list_(pa.string())),
         ("missing_columns", pa.list_(pa.string())),
+        ("invalid_parameters", pa.list_(pa.string())),  # header values not of their type or beyond its range: null
         ("chip_group", pa.string()),
         ("chip_number", pa.int64()),
         ("sample", pa.string()),
@@ -69,6 +71,7 @@ ARROW_TYPES: dict[str, pa.DataType] = {
     "str": pa.string(),
     "datetime": pa.timestamp("us", tz="UTC"),
 }
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 DATA_COLUMNS_KEY = "nanolab.data_columns"  # Parquet metadata: which columns are measurements (JSON list)
 
 
@@ -100,18 +103,35 @@ def relative_source(path: Path, raw_root: Path) -> str:
     return PurePosixPath(Path(os.path.abspath(path)).relative_to(os.path.abspath(raw_root))).as_posix()
 
 
-def typed_parameters(header: RawHeader, spec: ProcedureSpec) -> dict[str, tuple[object, pa.DataType]]:
-    """Header parameters and metadata typed per schema; unknown ones kept as text under their own name."""
+def storable(value: Value, type_: pa.DataType) -> bool:
+    """Whether the value fits its Arrow column: `Chip number: 1e99` is beyond int64 (pa.array raises
+    OverflowError for the whole batch's manifest), and `VG: inf V` or `1e400 V` is no setting at all."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, int) and type_ == pa.int64():
+        return INT64_MIN <= value <= INT64_MAX
+    return True
+
+
+def typed_parameters(header: RawHeader, spec: ProcedureSpec) -> tuple[dict[str, tuple[object, pa.DataType]], list[str]]:
+    """Header parameters and metadata typed per schema, unknown ones kept as text under their own name;
+    and the header names whose value is not of its type or beyond its range (stored as null)."""
     typed: dict[str, tuple[object, pa.DataType]] = {}
+    invalid: list[str] = []
     for key, text in {**header.parameters, **header.metadata}.items():
         if key == "Start time":
             continue
         parameter = spec.parameter(key)
         if parameter is None:
             typed.setdefault(key, (None if text in ("", "None") else text, pa.string()))
-        else:
-            typed[parameter.name] = (parse_value(text, parameter.type), ARROW_TYPES[parameter.type])
-    return typed
+            continue
+        type_ = ARROW_TYPES[parameter.type]
+        value = parse_value(text, parameter.type)
+        if value is None and not is_missing(text) or not storable(value, type_):
+            invalid.append(key)
+            value = None
+        typed[parameter.name] = (value, type_)
+    return typed, invalid
 
 
 def run_fields(parameters: dict[str, tuple[object, pa.DataType]]) -> dict[str, object]:
@@ -197,8 +217,8 @@ def stage_run(path: Path, settings: StageSettings) -> StagedRun:
                 raise RawFormatError(f"unknown procedure {header.procedure!r} (not in the procedure schema)")
             handle.seek(label_offset)
             columns = map_columns(handle.readline().decode(encoding), spec)
-            parameters = typed_parameters(header, spec)
-            row.update(run_fields(parameters), unmapped_columns=columns.unmapped, missing_columns=columns.missing)
+            parameters, invalid = typed_parameters(header, spec)
+            row.update(run_fields(parameters), unmapped_columns=columns.unmapped, missing_columns=columns.missing, invalid_parameters=invalid)
             output = output_path(settings, spec.name, day, run_id)
             record, record_key = output.with_name(RECORD), reuse.key(settings.fingerprint, source, reuse.content_id(path))
             if saved := reuse.load(record, record_key):  # staged before from these very bytes, and still whole

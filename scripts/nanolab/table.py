@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from .header import is_utf8
 from .schema import ProcedureSpec
 from .values import NUMBER
 
@@ -76,6 +77,8 @@ def read_blocks(source: BinaryIO, columns: Columns, spec: ProcedureSpec, encodin
                 yield table
             return
         source = io.BytesIO(head)
+        if encoding == "utf-8" and not is_utf8(head):  # a stray byte below a UTF-8 header: the text path
+            encoding = "latin-1"  # would refuse the whole table, so it takes every byte as a character
     else:
         source.seek(start)
     yield from read_text_blocks(source, columns, spec, encoding, damage)

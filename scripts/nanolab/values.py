@@ -35,9 +35,14 @@ def parse_datetime(text: str) -> datetime | None:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
+def is_missing(text: str) -> bool:
+    """The header says there is no value ("None", "", "nan", …), rather than one of the wrong type."""
+    return text.strip().lower() in MISSING
+
+
 def parse_value(text: str, kind: str) -> Value:
     """Type one header value; None when it is missing or does not fit the type."""
-    if text.strip().lower() in MISSING:
+    if is_missing(text):
         return None
     if kind == "str":
         return text
