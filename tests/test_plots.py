@@ -4,8 +4,9 @@ the analysis panels per chip, one figure object reused for many days without lef
 import matplotlib.colors as mcolors
 import numpy as np
 import pyarrow as pa
+import pytest
 from nanolab.analysis import AnalysisSettings, analyse_day
-from nanolab.plots import CHIP_COLOURS, FLAG_COLOUR, DayFigure, drawn_rows, run_infos, runs_table, save_png
+from nanolab.plots import CHIP_COLOURS, FLAG_COLOUR, PLOT_LIMIT, DayFigure, drawn_rows, plottable, run_infos, runs_table, save_png
 from nanolab.segment import find_segments
 from nanolab.synthetic import iv_voltages
 
@@ -138,3 +139,28 @@ def test_long_traces_are_thinned_but_keep_their_ends_and_extremes():
     assert len(kept_short) == 50  # a piece of at most `most` rows is drawn whole
     flat = drawn_rows(np.zeros(500), np.array([0]), most=100)  # every row is an extreme: the first one counts
     assert np.flatnonzero(flat).size <= 100 + 1
+
+
+def test_plottable_keeps_readings_and_drops_what_no_instrument_reads():
+    values = plottable([1e-9, -8.0, None, np.nan, np.inf, -np.inf, 9.9e37, -1e308, PLOT_LIMIT])
+    assert values.dtype == np.float64
+    assert values[:2].tolist() == [1e-9, -8.0] and values[-1] == PLOT_LIMIT
+    assert np.isnan(values[2:-1]).all()
+
+
+@pytest.mark.parametrize("bad", [1.7e308, -1.7e308, 1e308, np.inf, -np.inf, np.nan, 9.9e37])
+def test_a_day_with_an_absurd_current_or_voltage_is_drawn_on_the_other_readings_scale(tmp_path, bad):
+    """A current of 1.7e308 made matplotlib's tick locator fail (ValueError: arange: cannot compute length)
+    and so the month's figure job; an overflow reading 9.9e37 flattened its panel."""
+    points, runs = lab_day()
+    for column in ("i_A", "vsd_V"):
+        values = points[column].to_numpy().copy()
+        values[[15, 40]] = bad  # inside run "a": a forward and a return segment
+        damaged = points.set_column(points.column_names.index(column), column, pa.array(values))
+        analysis = analyse_day(damaged.drop_columns(["segment_id"]), AnalysisSettings())
+        figure = DayFigure().draw("2025-09-11", damaged, run_infos(damaged, runs), analysis)
+        assert save_png(figure, tmp_path / f"{column}.png").size > 10_000
+        (overview, magnitude), (traces, loops) = figure.axes[:2], figure.axes[2:]
+        assert max(np.abs(overview.get_ylim())) < 1  # the 1e-2 A glitch of run "c" is the largest drawn
+        assert max(np.abs(overview.get_xlim())) < 2 and max(np.abs(traces.get_xlim())) < 2
+        assert all(np.isfinite(axes.get_ylim()).all() and max(np.abs(axes.get_ylim())) < 1e3 for axes in (magnitude, traces, loops))

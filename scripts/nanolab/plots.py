@@ -52,6 +52,9 @@ FLAG_COLOUR = "#D00000"
 OUTLIER_FACTOR = 10.0
 DPI = 72
 TRACE_POINTS = 120  # points drawn per segment at most (plus its extremes)
+# Larger magnitudes are no reading of the lab's instruments (a Keithley's overflow reading is 9.9e37):
+# drawn, they flatten their panel, and near 1.8e308 matplotlib's tick locator fails on the axis span.
+PLOT_LIMIT = 1e30
 
 
 @dataclass(frozen=True)
@@ -139,12 +142,19 @@ def runs_table(infos: list[RunInfo]) -> pa.Table:
     )
 
 
+def plottable(values: object) -> np.ndarray:
+    """float64 values the axes can take: NaN (a gap in the line) where a value is null, non-finite or
+    beyond PLOT_LIMIT. Every data value passes here on its way to the axes."""
+    values = np.asarray(values, dtype=np.float64)
+    return np.where(np.abs(values) <= PLOT_LIMIT, values, np.nan)
+
+
 def trace_pieces(points: pa.Table) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray, np.ndarray]:
     """(V, I) and (V, log10 |I|) polylines, one per run and segment in sweep order, thinned for drawing,
     with each piece's run_id and whether it returns. Vectorised over the day's rows: a Python call per
     piece (~5,000 a day) cost more than drawing them."""
-    v = points["vsd_V"].fill_null(np.nan).to_numpy(zero_copy_only=False)
-    i = points["i_A"].fill_null(np.nan).to_numpy(zero_copy_only=False)
+    v = plottable(points["vsd_V"].fill_null(np.nan).to_numpy(zero_copy_only=False))
+    i = plottable(points["i_A"].fill_null(np.nan).to_numpy(zero_copy_only=False))
     run = points["run_id"].to_numpy(zero_copy_only=False)
     segment = points["segment_id"].to_numpy(zero_copy_only=False)
     if v.size == 0:
@@ -250,7 +260,8 @@ def draw_analysis(analysis: dict[str, pa.Table], colour: dict[str, str], fit_col
                 axes.add_collection(LineCollection(lines[key], colors=line_colour, linestyles=style, linewidths=width))
         raw = chip_peaks.filter(pc.equal(chip_peaks["method"], "raw"))
         for side, marker in (("positive", "^"), ("negative", "v")):
-            loops.plot(raw[f"v_max_{side}_V"], raw[f"i_max_{side}_A"], marker, linestyle="none", color=colour[chip], markersize=6)
+            peak = xy(raw[f"v_max_{side}_V"], raw[f"i_max_{side}_A"])
+            loops.plot(peak[:, 0], peak[:, 1], marker, linestyle="none", color=colour[chip], markersize=6)
         drawn.append(chip)
     for axes in (traces, loops):
         if drawn:  # one legend entry per chip: its V_max groups share its colour
@@ -260,8 +271,8 @@ def draw_analysis(analysis: dict[str, pa.Table], colour: dict[str, str], fit_col
 
 
 def xy(x: pa.ChunkedArray, y: pa.ChunkedArray) -> np.ndarray:
-    """A polyline's points; nulls are gaps (NaN), as a plotted line shows them."""
-    return np.column_stack([column.fill_null(np.nan).to_numpy(zero_copy_only=False) for column in (x, y)]).astype(np.float64)
+    """A polyline's points; nulls and values that are not plottable are gaps (NaN), as a plotted line shows them."""
+    return np.column_stack([plottable(column.fill_null(np.nan).to_numpy(zero_copy_only=False)) for column in (x, y)])
 
 
 def chip_keys(stats: pa.Table) -> list[tuple[object, object]]:
