@@ -172,3 +172,28 @@ def test_a_stray_byte_in_the_table_of_a_utf8_file_is_a_null_cell_not_a_reject(tm
     assert row["status"] == "ok", row["reason"]
     assert (row["rows"], row["null_cells"]) == (3, 2)  # "2\xe4-9" and "bad"
     assert pq.read_table(row["output"])["vsd_V"].to_pylist() == [0.0, 0.5, 1.0]
+
+
+def test_nul_bytes_in_the_table_are_damaged_cells_and_in_the_header_a_binary_file(tmp_path, lab_schema):
+    """A power cut can leave a zero-filled tail: the rows before it are the measurement."""
+    tail = write(tmp_path / "raw/2025-09-11/tail.csv", IV_TEXT.encode() + b"\x00" * 300)
+    inside = write(tmp_path / "raw/2025-09-11/inside.csv", IV_TEXT.encode().replace(b"0.5,2e-9", b"0.5,2\x00e-9"))
+    header = write(tmp_path / "raw/2025-09-11/header.csv", IV_TEXT.encode().replace(b"Sample: A", b"Sample: \x00A"))
+    rows = stage_files([tail, inside, header], settings(tmp_path / "raw", tmp_path / "out", lab_schema)).to_pylist()
+    assert [r["status"] for r in rows] == ["ok", "ok", "reject"]
+    assert (rows[0]["rows"], rows[0]["skipped_rows"]) == (3, 1) and (rows[1]["rows"], rows[1]["null_cells"]) == (3, 2)
+    assert "binary" in rows[2]["reason"]
+
+
+def test_lone_carriage_returns_end_lines_too(tmp_path, lab_schema):
+    raw = write(tmp_path / "raw/2025-09-11/mac.csv", IV_TEXT.replace("\n", "\r"))
+    row = stage_file(raw, settings(tmp_path / "raw", tmp_path / "out", lab_schema))
+    assert row["status"] == "ok", row["reason"]
+    assert (row["rows"], row["unmapped_columns"]) == (3, ["Extra"])
+
+
+def test_a_label_row_that_lost_a_label_is_a_reject_that_says_so(tmp_path, lab_schema):
+    raw = write(tmp_path / "raw/2025-09-11/a.csv", IV_TEXT.replace("Vsd (V),I (A),Extra", "Vsd (V),I (A)"))
+    row = stage_file(raw, settings(tmp_path / "raw", tmp_path / "out", lab_schema))
+    assert row["status"] == "reject"
+    assert row["reason"] == "no data rows with as many cells as the label row (2): 3 rows with another number skipped"

@@ -29,15 +29,17 @@ class RawHeader:
         return self.metadata.get("Start time") or self.parameters.get("Start time")
 
 
+BINARY = "binary file (NUL bytes), not a PyMeasure CSV"
 HEADER_BYTES = 16384  # PyMeasure headers are ~1 KB; a longer one is not a measurement header
 
 
 def split_raw(head: bytes) -> tuple[RawHeader, str, int]:
     """Header, text encoding and byte offset of the label row, from the first HEADER_BYTES of a file.
 
-    UTF-8 (BOM dropped), falling back to Latin-1 for older files with stray bytes such as a `°`."""
-    if b"\x00" in head[:8192]:
-        raise RawFormatError("binary file (NUL bytes), not a PyMeasure CSV")
+    UTF-8 (BOM dropped), falling back to Latin-1 for older files with stray bytes such as a `°`.
+    NUL bytes in the header or label row make it a binary file; in the table (e.g. the zero-filled tail
+    a power cut leaves) they are damaged cells, counted when the table is read."""
+    nul = head.find(b"\x00", 0, 8192)
     offset = len(codecs.BOM_UTF8) if head.startswith(codecs.BOM_UTF8) else 0
     body_start = offset
     lines = head[offset:].splitlines(keepends=True)
@@ -46,10 +48,14 @@ def split_raw(head: bytes) -> tuple[RawHeader, str, int]:
         stripped = line.strip()
         if stripped.startswith(b"#") and stripped[1:].strip().lower() == b"data:":
             label = lines[number + 1] if number + 1 < len(lines) else b""
+            if 0 <= nul < offset + len(label):
+                raise RawFormatError(BINARY)
             encoding = "utf-8" if is_utf8(head[body_start:offset] + label) else "latin-1"
             return parse_header(head[body_start:offset].decode(encoding)), encoding, offset
         if stripped and not stripped.startswith(b"#"):
             break
+    if nul >= 0:
+        raise RawFormatError(BINARY)
     return parse_header(head[body_start:].decode("latin-1")), "latin-1", offset  # raises with the reason
 
 

@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 import numpy as np
 import pyarrow as pa
@@ -216,7 +217,7 @@ def stage_run(path: Path, settings: StageSettings) -> StagedRun:
             if spec is None:
                 raise RawFormatError(f"unknown procedure {header.procedure!r} (not in the procedure schema)")
             handle.seek(label_offset)
-            columns = map_columns(handle.readline().decode(encoding), spec)
+            columns = map_columns(read_line(handle).decode(encoding), spec)
             parameters, invalid = typed_parameters(header, spec)
             row.update(run_fields(parameters), unmapped_columns=columns.unmapped, missing_columns=columns.missing, invalid_parameters=invalid)
             output = output_path(settings, spec.name, day, run_id)
@@ -228,7 +229,7 @@ def stage_run(path: Path, settings: StageSettings) -> StagedRun:
             blocks = with_constants(read_blocks(handle, columns, spec, encoding, damage), run_constants(row, parameters), metadata)
             table, written = write_blocks(blocks, output)
         if written is None:
-            raise RawFormatError("header but no data rows")
+            raise RawFormatError(no_rows_reason(damage, len(columns.names)))
         rows = table.num_rows if table is not None else written_rows(written)
         row.update(rows=rows, null_cells=damage.null_cells, skipped_rows=damage.skipped_rows, output=str(output), output_bytes=written.size)
         row.update(status="ok", reason=None)
@@ -243,6 +244,23 @@ def stage_run(path: Path, settings: StageSettings) -> StagedRun:
     except Exception as error:  # noqa: BLE001 - one bad file must never stop the lab's run
         row["reason"] = f"{type(error).__name__}: {error}"
     return StagedRun(row)
+
+
+def read_line(handle: BinaryIO) -> bytes:
+    """The line at the handle's position, ended by \n, \r\n or a lone \r (as pyarrow's CSV reader and
+    the header's splitlines() end lines); the handle is left just after it."""
+    start = handle.tell()
+    line = handle.readline()
+    first = line.splitlines(keepends=True)[0] if line else line
+    if len(first) < len(line):  # a file with lone \r line ends: readline() read all of it
+        handle.seek(start + len(first))
+    return first
+
+
+def no_rows_reason(damage: Damage, labels: int) -> str:
+    if damage.skipped_rows:
+        return f"no data rows with as many cells as the label row ({labels}): {damage.skipped_rows} rows with another number skipped"
+    return "header but no data rows"
 
 
 def write_blocks(blocks: Iterator[pa.Table], output: Path) -> tuple[pa.Table | None, Written | None]:
