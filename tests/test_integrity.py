@@ -166,6 +166,24 @@ def test_summary_counts_damaged_staged_files_and_names_five():
     assert "IV_0.csv" not in line and "bad.csv" not in line
 
 
+def test_summary_shows_the_first_damaged_lines_and_points_to_the_manifest():
+    stage = pa.table(
+        {
+            "source_file": ["a.csv", "b.csv"],
+            "status": ["ok", "ok"],
+            "proc": ["IV", "IV"],
+            "skipped_rows": [1, 0],
+            "null_cells": [3, 2],
+            "skipped_lines": [[29], []],
+            "null_lines": [[30, 31], [40]],
+        }
+    )
+    segments = pa.table({"status": pa.array([], pa.string()), "n_segments": pa.array([], pa.int64()), "complete": pa.array([], pa.bool_())})
+    [line] = [line for line in summarize(stage, segments, "rejects.csv").splitlines() if "staged with damage" in line]
+    assert "a.csv (1 skipped rows at line 29, 3 null cells at lines 30, 31), b.csv (0 skipped rows, 2 null cells at line 40)" in line
+    assert line.endswith("in the stage manifest's skipped_lines and null_lines")
+
+
 # --- end to end: damage of every kind is rebuilt to equal a clean run --------------------------
 
 

@@ -108,6 +108,10 @@ def test_hostile_tree_every_file_has_one_row_and_nothing_escapes(tmp_path):
         assert reason in (manifest[source]["reason"] or ""), (source, manifest[source]["reason"])
     ragged = manifest["2025-09-10/ragged.csv"]
     assert (ragged["skipped_rows"], ragged["null_cells"]) == (1, 6)  # "1,2" skipped; "x,y,z,w,v" and "abc" null
+    ragged_lines = (raw / "2025-09-10/ragged.csv").read_text().splitlines()
+    assert [ragged_lines[n - 1] for n in ragged["skipped_lines"]] == ["1,2"]
+    assert [ragged_lines[n - 1] for n in ragged["null_lines"]] == ["x,y,z,w,v", "0.3,abc,1,2,3"]
+    assert "2025-09-10/ragged.csv (1 skipped rows at line " in result.stdout and "skipped_lines and null_lines" in result.stdout
     cut = manifest["2025-09-10/cut_last_line.csv"]
     assert (cut["rows"], cut["skipped_rows"]) == (manifest["2025-09-10/crlf.csv"]["rows"] - 1, 1)
     latin = pq.read_table(wd.path / manifest["2025-09-10/latin1_label.csv"]["output"])

@@ -197,3 +197,17 @@ def test_a_label_row_that_lost_a_label_is_a_reject_that_says_so(tmp_path, lab_sc
     row = stage_file(raw, settings(tmp_path / "raw", tmp_path / "out", lab_schema))
     assert row["status"] == "reject"
     assert row["reason"] == "no data rows with as many cells as the label row (2): 3 rows with another number skipped"
+
+
+def test_the_manifest_names_the_raw_lines_of_skipped_rows_and_rows_with_nulls(tmp_path, lab_schema):
+    text = IV_TEXT.replace("0.5,2e-9,y\n", "0.5,2e-9,y\n0.6,7\n\n0.7,,q\n0.8,3e-9,r,extra\n")
+    lines = text.splitlines()
+    raw = write(tmp_path / "raw/2025-09-11/a.csv", "\ufeff" + text.replace("\n", "\r\n"))
+    row = stage_file(raw, settings(tmp_path / "raw", tmp_path / "out", lab_schema))
+    assert row["status"] == "ok" and (row["skipped_rows"], row["null_cells"]) == (2, 2)
+    assert [lines[n - 1] for n in row["skipped_lines"]] == ["0.6,7", "0.8,3e-9,r,extra"]
+    assert [lines[n - 1] for n in row["null_lines"]] == ["0.7,,q", "1.0,bad,z"]
+    clean = stage_file(
+        write(tmp_path / "raw/2025-09-11/b.csv", IV_TEXT.replace("1.0,bad,z", "1.0,3e-9,z")), settings(tmp_path / "raw", tmp_path / "out", lab_schema)
+    )
+    assert (clean["null_cells"], clean["skipped_lines"], clean["null_lines"]) == (0, [], [])

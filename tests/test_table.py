@@ -124,3 +124,29 @@ def test_padded_numbers_are_numbers(lab_schema):
     table, damage = read(DAMAGED["padded cells"], lab_schema.procedure("IV"))
     assert table["vsd_V"].to_pylist() == [0.0, 0.1] and table["i_A"].to_pylist() == [1e-9, 2e-9]
     assert damage.null_cells == 0
+
+
+def test_damaged_rows_are_located_by_line_after_the_label_row(lab_schema, monkeypatch):
+    """Blank lines count as lines (the CSV reader does not number them) when the table is one block."""
+    text = "Vsd (V),I (A)\n0.0,1e-9\n0.1,x\n\n\n0.2,3e-9\n1,2,3\n0.3,\n9\n0.4,4e-9\n"
+    spec = lab_schema.procedure("IV")
+    body = text.partition("\n")[2].splitlines()
+    skipped = [n for n, line in enumerate(body, start=1) if line and line.count(",") != 1]
+    nulls = [n for n, line in enumerate(body, start=1) if line.count(",") == 1 and not all(c[:1].isdigit() for c in line.split(","))]
+    assert (skipped, nulls) == ([6, 8], [2, 7])
+    for case in (text, text.replace("\n", "\r\n")):
+        _, damage = read(case.replace("\r\n", "\n", 1), spec)
+        assert (damage.skipped_at, damage.null_at) == (skipped, nulls), case
+    _, fast = read(text.replace("0.1,x", "0.1,"), spec)  # every cell a number or empty: the float path
+    assert (fast.skipped_at, fast.null_at) == (skipped, nulls)
+    monkeypatch.setattr("nanolab.table.BLOCK_BYTES", 16)  # streamed in blocks: the reader's numbers, blank lines not counted
+    _, streamed = read(text, spec)
+    assert (streamed.skipped_at, streamed.null_at) == ([4, 6], [2, 5])
+
+
+def test_only_the_first_rows_with_nulls_are_kept_and_a_clean_table_has_none(lab_schema):
+    rows = "\n".join(f"{k},{'' if k % 3 == 0 else k}" for k in range(30))
+    _, damage = read(f"Vsd (V),I (A)\n{rows}\n", lab_schema.procedure("IV"))
+    assert damage.null_cells == 10 and damage.null_at == [1, 4, 7, 10, 13]
+    _, clean = read(DAMAGED["clean"], lab_schema.procedure("IV"))
+    assert (clean.skipped_at, clean.null_at) == ([], [])

@@ -79,14 +79,25 @@ def damaged_files_line(stage: pa.Table, shown: int = 5) -> str:
     damaged = ok.filter(pc.or_(pc.greater(skipped, 0), pc.greater(nulls, 0)))
     if damaged.num_rows == 0:
         return "  staged with damage (skipped rows or null cells): none"
-    rows = damaged.select(["source_file", "skipped_rows", "null_cells"]).to_pylist()
-    named = ", ".join(f"{r['source_file']} ({r['skipped_rows'] or 0} skipped rows, {r['null_cells'] or 0} null cells)" for r in rows[:shown])
+    columns = [name for name in ("source_file", "skipped_rows", "null_cells", "skipped_lines", "null_lines") if name in damaged.column_names]
+    rows = damaged.select(columns).to_pylist()
+    named = ", ".join(
+        f"{r['source_file']} ({r['skipped_rows'] or 0} skipped rows{at_lines(r.get('skipped_lines'))}, "
+        f"{r['null_cells'] or 0} null cells{at_lines(r.get('null_lines'))})"
+        for r in rows[:shown]
+    )
     more = f", and {len(rows) - shown} more" if len(rows) > shown else ""
     total_skipped, total_nulls = pc.sum(skipped).as_py() or 0, pc.sum(nulls).as_py() or 0
     return (
         f"  staged with damage: {len(rows)} file{'s' if len(rows) != 1 else ''} "
-        f"({total_skipped} skipped rows, {total_nulls} null cells): {named}{more}"
+        f"({total_skipped} skipped rows, {total_nulls} null cells): {named}{more}; "
+        "the first lines of each are in the stage manifest's skipped_lines and null_lines"
     )
+
+
+def at_lines(lines: list[int] | None) -> str:
+    """ " at lines 29, 31" (the first few the manifest keeps)."""
+    return f" at line{'s' if len(lines) > 1 else ''} {', '.join(map(str, lines))}" if lines else ""
 
 
 def summarize(stage: pa.Table, segments: pa.Table, rejects_csv: str) -> str:

@@ -24,7 +24,7 @@ from .header import HEADER_BYTES, RawFormatError, RawHeader, split_raw
 from .identity import make_run_id, parse_start_time, resolve_date
 from .io import write_parquet, write_parquet_blocks_atomic
 from .schema import LabSchema, ProcedureSpec
-from .table import Damage, map_columns, read_blocks
+from .table import LINES_KEPT, Damage, map_columns, read_blocks
 from .values import Value, is_missing, parse_value
 
 STAGE_DATASET = "raw_measurements"
@@ -48,6 +48,8 @@ MANIFEST_SCHEMA = pa.schema(
         ("rows", pa.int64()),
         ("null_cells", pa.int64()),
         ("skipped_rows", pa.int64()),
+        ("skipped_lines", pa.list_(pa.int64())),  # raw-file line numbers (1-based, header counted) of the first skipped rows
+        ("null_lines", pa.list_(pa.int64())),  # ... and of the first rows with a null cell
         ("unmapped_columns", pa.list_(pa.string())),
         ("missing_columns", pa.list_(pa.string())),
         ("invalid_parameters", pa.list_(pa.string())),  # header values not of their type or beyond its range: null
@@ -208,7 +210,7 @@ def stage_run(path: Path, settings: StageSettings) -> StagedRun:
             stat = os.fstat(handle.fileno())
             day, origin = resolve_date(None, source, stat.st_mtime, settings.timezone)  # until the header says
             row.update(size_bytes=stat.st_size, date=day.isoformat(), date_origin=origin)
-            header, encoding, label_offset = split_raw(handle.read(HEADER_BYTES))
+            header, encoding, label_offset = split_raw(head := handle.read(HEADER_BYTES))
             start = parse_start_time(header.start_time_text)
             day, origin = resolve_date(start, source, stat.st_mtime, settings.timezone)
             run_id = make_run_id(source, start)
@@ -232,6 +234,7 @@ def stage_run(path: Path, settings: StageSettings) -> StagedRun:
             raise RawFormatError(no_rows_reason(damage, len(columns.names)))
         rows = table.num_rows if table is not None else written_rows(written)
         row.update(rows=rows, null_cells=damage.null_cells, skipped_rows=damage.skipped_rows, output=str(output), output_bytes=written.size)
+        row.update(damaged_lines(damage, head, label_offset))
         row.update(status="ok", reason=None)
         reuse.save(record, record_key, row, [written])
         return StagedRun(row, table, written)
@@ -255,6 +258,14 @@ def read_line(handle: BinaryIO) -> bytes:
     if len(first) < len(line):  # a file with lone \r line ends: readline() read all of it
         handle.seek(start + len(first))
     return first
+
+
+def damaged_lines(damage: Damage, head: bytes, label_offset: int) -> dict[str, list[int]]:
+    """The raw file's line numbers of the first skipped rows and rows with null cells (none for a clean file)."""
+    if not (damage.skipped_at or damage.null_at):
+        return {"skipped_lines": [], "null_lines": []}
+    label_line = len(head[:label_offset].splitlines()) + 1
+    return {"skipped_lines": [label_line + n for n in damage.skipped_at[:LINES_KEPT]], "null_lines": [label_line + n for n in damage.null_at]}
 
 
 def no_rows_reason(damage: Damage, labels: int) -> str:

@@ -11,6 +11,7 @@ its damage counts are always what the text path gives.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from .values import NUMBER
 
 FLOAT_CELL = rf"^\s*(?:{NUMBER})\s*$"
 BLOCK_BYTES = 8 << 20
+LINES_KEPT = 5  # line numbers of rows with null cells kept (the manifest shows the first few)
 
 
 @dataclass
@@ -39,9 +41,37 @@ class Columns:
 
 @dataclass
 class Damage:
+    """What was wrong with the table, and where: line numbers count from the label row (1 = the line
+    after it). The CSV reader numbers rows without blank lines; they are counted back in when the
+    table was read in one block (every file but those over BLOCK_BYTES)."""
+
     null_cells: int = 0  # cells that are empty or could not be parsed as their type
     skipped_rows: int = 0  # rows with the wrong number of cells (ragged, or the last line cut short)
     text_columns: set[str] = field(default_factory=set)  # unmapped columns holding text, fixed by the first block
+    skipped_at: list[int] = field(default_factory=list)  # every skipped row's line
+    null_at: list[int] = field(default_factory=list)  # the first LINES_KEPT rows with a null cell
+
+    def count_blank_lines(self, data: bytes) -> None:
+        """Row numbers of the CSV reader to line numbers of `data`, the table's bytes after the label row."""
+        nonblank = [number for number, line in enumerate(data.splitlines(), start=1) if line]
+        self.skipped_at, self.null_at = ([nonblank[n - 1] if n <= len(nonblank) else n for n in rows] for rows in (self.skipped_at, self.null_at))
+
+
+def row_number(kept: int, skipped: list[int]) -> int:
+    """The CSV row number of the table's row `kept` (0-based), given the sorted numbers of the rows skipped."""
+    number = kept + 1
+    for row in skipped:
+        if row > number:
+            break
+        number += 1
+    return number
+
+
+def null_rows(arrays: list, first: int, damage: Damage) -> list[int]:
+    """Row numbers of the first rows with a null cell among `arrays` (a block whose first row is the table's row `first`)."""
+    has_null = functools.reduce(pc.or_, [pc.is_null(array) for array in arrays])
+    found = pc.indices_nonzero(has_null)[: LINES_KEPT - len(damage.null_at)].to_pylist()
+    return [row_number(first + k, damage.skipped_at) for k in found]
 
 
 def map_columns(label_line: str, spec: ProcedureSpec) -> Columns:
@@ -75,22 +105,23 @@ def read_blocks(source: BinaryIO, columns: Columns, spec: ProcedureSpec, encodin
         if (table := read_floats(head, columns, encoding, damage)) is not None:
             if table.num_rows:
                 yield table
-            return
-        source = io.BytesIO(head)
-        if encoding == "utf-8" and not is_utf8(head):  # a stray byte below a UTF-8 header: the text path
-            encoding = "latin-1"  # would refuse the whole table, so it takes every byte as a character
-    else:
-        source.seek(start)
+        else:
+            if encoding == "utf-8" and not is_utf8(head):  # a stray byte below a UTF-8 header: the text path
+                encoding = "latin-1"  # would refuse the whole table, so it takes every byte as a character
+            yield from read_text_blocks(io.BytesIO(head), columns, spec, encoding, damage)
+        if damage.skipped_at or damage.null_at:
+            damage.count_blank_lines(head)
+        return
+    source.seek(start)
     yield from read_text_blocks(source, columns, spec, encoding, damage)
 
 
 def read_floats(data: bytes, columns: Columns, encoding: str, damage: Damage) -> pa.Table | None:
     """The table with every cell parsed as float64 by the CSV reader, or None if any cell is not a finite number or empty."""
-    skipped = 0
+    skipped: list[int] = []
 
-    def skip_ragged(_row: object) -> str:
-        nonlocal skipped
-        skipped += 1
+    def skip_ragged(row: pacsv.InvalidRow) -> str:
+        skipped.append(row.number)
         return "skip"
 
     try:
@@ -104,16 +135,20 @@ def read_floats(data: bytes, columns: Columns, encoding: str, damage: Damage) ->
         return None
     if not all(pc.all(pc.is_finite(column)).as_py() in (True, None) for column in table.columns):
         return None
-    damage.skipped_rows += skipped
-    damage.null_cells += sum(column.null_count for column in table.columns)
+    damage.skipped_rows += len(skipped)
+    damage.skipped_at += skipped
+    if nulls := sum(column.null_count for column in table.columns):
+        damage.null_cells += nulls
+        damage.null_at += null_rows(table.columns, 0, damage)
     return table
 
 
 def read_text_blocks(source: BinaryIO, columns: Columns, spec: ProcedureSpec, encoding: str, damage: Damage) -> Iterator[pa.Table]:
     """Every cell read as text, then typed: numbers, nulls counted, unmapped text columns kept as text."""
 
-    def skip_ragged(_row: object) -> str:
+    def skip_ragged(row: pacsv.InvalidRow) -> str:
         damage.skipped_rows += 1
+        damage.skipped_at.append(row.number)
         return "skip"
 
     try:
@@ -127,7 +162,7 @@ def read_text_blocks(source: BinaryIO, columns: Columns, spec: ProcedureSpec, en
         if "Empty CSV" in str(error):  # a label row and nothing after it
             return
         raise
-    first = True
+    first, kept = True, 0
     for batch in reader:
         typed = [to_float(column) for column in batch.columns]
         if first:  # an unmapped column stays text if its first block has text in it
@@ -137,7 +172,11 @@ def read_text_blocks(source: BinaryIO, columns: Columns, spec: ProcedureSpec, en
             }  # fmt: skip
             first = False
         arrays = [raw if name in damage.text_columns else value for name, raw, value in zip(columns.names, batch.columns, typed)]
-        damage.null_cells += sum(array.null_count for array in arrays)
+        nulls = sum(array.null_count for array in arrays)
+        if nulls and len(damage.null_at) < LINES_KEPT:
+            damage.null_at += null_rows(arrays, kept, damage)
+        damage.null_cells += nulls
+        kept += batch.num_rows
         yield pa.table(arrays, names=columns.names)
 
 
