@@ -8,6 +8,7 @@ file recomputes only its day.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import defaultdict
 from pathlib import Path
@@ -48,16 +49,21 @@ def read_points(paths: list[Path], with_segments: bool = False) -> pa.Table:
     return points if with_segments else points.drop_columns(["segment_id"])
 
 
-def analyse_days(points_files: list[Path], out_root: Path, settings: AnalysisSettings) -> pa.Table:
-    """Analyse each day found in `points_files`; returns one manifest row per day and kind."""
+def analyse_days(points_files: list[Path], out_root: Path, settings: AnalysisSettings, excluded: dict[str, list[str]] | None = None) -> pa.Table:
+    """Analyse each day found in `points_files`, without the runs `excluded` names for it (copies of
+    other raw files, with analysis.exclude_duplicates); returns one manifest row per day and kind."""
     rows: list[dict] = []
     for day, paths in points_by_day(points_files).items():
+        left_out = sorted((excluded or {}).get(day, []))
         record = out_root / "_records" / f"date={day}.json"
-        record_key = reuse.key(repr(settings), day, *(reuse.content_id(path) for path in paths))
+        record_key = reuse.key(repr(settings), day, *left_out, *(reuse.content_id(path) for path in paths))
         if saved := reuse.load(record, record_key):
             rows += saved.row["outputs"]  # made before from these very points with these settings, and whole
             continue
-        tables = analyse_day(read_points(paths), settings)
+        points = read_points(paths)
+        if left_out:
+            points = points.filter(pc.invert(pc.is_in(points["run_id"], pa.array(left_out, pa.string()))))
+        tables = analyse_day(points, settings)
         outputs, written = [], []
         for kind in KINDS:
             written.append(write_parquet(tables[kind], out_root / kind / f"date={day}" / "part-000.parquet"))
@@ -90,11 +96,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--v-max-decimals", type=int, required=True)
     parser.add_argument("--hysteresis-decimals", type=int, required=True)
     parser.add_argument("--group-by", choices=("chip", "day"), required=True)
+    parser.add_argument("--exclude-runs", default="[]", help="JSON [{run_id, date}]: runs the analysis leaves out (copies of other raw files)")
     parser.add_argument("points", type=Path, nargs="*", help="the month's iv_points batch files")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     settings = AnalysisSettings(tuple(args.poly_orders), args.v_max_decimals, args.hysteresis_decimals, args.group_by)
-    manifest = analyse_days(args.points, args.out_root, settings)
+    excluded: dict[str, list[str]] = defaultdict(list)
+    for run in json.loads(args.exclude_runs):
+        excluded[run["date"]].append(run["run_id"])
+    manifest = analyse_days(args.points, args.out_root, settings, excluded)
     write_parquet_atomic(manifest, args.manifest)
     write_csv(fits_table(manifest), args.fits_table)
     log.info("analysed %d days", len(set(manifest["date"].to_pylist())))

@@ -11,6 +11,7 @@ batch (no job, no figure) and reaches the manifest as an undated reject with the
 
 from __future__ import annotations
 
+import filecmp
 import hashlib
 import json
 import math
@@ -201,3 +202,30 @@ def undated_rows(files: list[RawFile]) -> list[dict[str, object]]:
         }
         for f in files
     ]
+
+
+def duplicates(catalog: list[RawFile], raw_root: Path) -> list[dict[str, str]]:
+    """Measurement files (a readable header) with the bytes of another: one row per copy with its run_id,
+    day and `duplicate_of`, the first path in sorted order with those bytes. Equal size and CRC-32 are
+    confirmed byte by byte, so a CRC collision is no duplicate (only copies are read, each run)."""
+    groups: dict[str, list[RawFile]] = {}
+    for raw_file in catalog:
+        if raw_file.proc is not None and raw_file.content_hash:
+            groups.setdefault(raw_file.content_hash, []).append(raw_file)
+    rows = []
+    for files in groups.values():
+        originals: list[str] = []
+        for raw_file in sorted(files, key=lambda f: f.source_file) if len(files) > 1 else ():
+            original = next((o for o in originals if same_bytes(raw_root / o, raw_root / raw_file.source_file)), None)
+            if original is None:
+                originals.append(raw_file.source_file)
+            else:
+                rows.append({"source_file": raw_file.source_file, "run_id": raw_file.run_id, "date": raw_file.date, "duplicate_of": original})
+    return sorted(rows, key=lambda row: row["source_file"])
+
+
+def same_bytes(a: Path, b: Path) -> bool:
+    try:
+        return filecmp.cmp(a, b, shallow=False)
+    except OSError:
+        return False

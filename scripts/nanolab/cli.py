@@ -68,8 +68,11 @@ class DamagedOutputs(RuntimeError):
     """Outputs a manifest lists as ok are not on disk as written: never write a manifest that says so."""
 
 
-def merge(kind: str, out_root: Path, batch_manifests: list[Path], output: Path, extra_rows: list[dict] | None = None) -> pa.Table:
-    """Whole-run manifest of one stage (plus rows no batch holds: undated rejects); removes outputs no current raw file produces."""
+def merge(
+    kind: str, out_root: Path, batch_manifests: list[Path], output: Path, extra_rows: list[dict] | None = None, duplicates: list[dict] | None = None
+) -> pa.Table:
+    """Whole-run manifest of one stage (plus rows no batch holds: undated rejects; copies of other raw files
+    marked); removes outputs no current raw file produces."""
     schema, dataset, levels_up = {
         "stage": (stage.MANIFEST_SCHEMA, stage.STAGE_DATASET, 1),
         "segment": (iv_segments.MANIFEST_SCHEMA, iv_segments.SEGMENT_DATASET, 0),
@@ -77,6 +80,8 @@ def merge(kind: str, out_root: Path, batch_manifests: list[Path], output: Path, 
     table = manifest.merge_manifests(batch_manifests, schema)
     if extra_rows:
         table = manifest.sort_manifest(pa.concat_tables([table, pa.Table.from_pylist(extra_rows, schema=schema)]), schema)
+    if duplicates is not None:
+        table = manifest.mark_duplicates(table, duplicates)
     columns, listed = integrity.LISTED[kind]
     if damage := integrity.find_damage(listed(table.select(list(columns)).to_pydict())):
         # the check before the run reruns damaged batches; this is damage done while the run ran
@@ -96,7 +101,7 @@ def merge(kind: str, out_root: Path, batch_manifests: list[Path], output: Path, 
 def run_manifests(args: argparse.Namespace) -> None:
     """Both manifests, the rejects list and the summary in one job: the end of every run is one step."""
     undated = json.loads(args.undated_rejects.read_text(encoding="utf-8")) if args.undated_rejects else []
-    staged = merge("stage", args.stage_root, args.stage_batches, args.stage_manifest, undated)
+    staged = merge("stage", args.stage_root, args.stage_batches, args.stage_manifest, undated, json.loads(args.duplicates))
     segmented = merge("segment", args.segment_root, args.segment_batches, args.segment_manifest)
     days = set(args.iv_days)  # days the analysis and figure rules cover; anything else is left over
     report_root = args.staging_summary.parent  # results/04_report, where the figure rules write
@@ -106,7 +111,7 @@ def run_manifests(args: argparse.Namespace) -> None:
     manifest.write_csv(manifest.staging_summary(staged), args.staging_summary)
     manifest.write_csv(manifest.flagged_runs(segmented), args.segmentation_qc)
     manifest.write_csv(manifest.segment_point_counts(segmented), args.segment_points)
-    text = manifest.summarize(staged, segmented, str(args.rejects))
+    text = manifest.summarize(staged, segmented, str(args.rejects), args.duplicates_excluded)
     write_text_atomic(args.summary, text)
     outputs = [
         args.stage_manifest,
@@ -176,6 +181,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--segmentation-qc", type=Path, required=True, help="CSV: IV runs without exactly 4 segments")
     p.add_argument("--segment-points", type=Path, required=True, help="CSV: points per segment type")
     p.add_argument("--undated-rejects", type=Path, help="JSON list of manifest rows of files with no day (no batch)")
+    p.add_argument("--duplicates", default="[]", help="JSON list of the copies of other raw files (catalog.duplicates)")
+    p.add_argument("--duplicates-excluded", action="store_true", help="the analysis leaves the copies out (for the summary)")
     p.add_argument("--stage-batches", type=Path, nargs="*", default=[])
     p.add_argument("--segment-batches", type=Path, nargs="*", default=[])
     p.set_defaults(run=run_manifests)

@@ -100,7 +100,27 @@ def at_lines(lines: list[int] | None) -> str:
     return f" at line{'s' if len(lines) > 1 else ''} {', '.join(map(str, lines))}" if lines else ""
 
 
-def summarize(stage: pa.Table, segments: pa.Table, rejects_csv: str) -> str:
+def mark_duplicates(stage: pa.Table, duplicates: list[dict[str, str]]) -> pa.Table:
+    """The stage manifest with `duplicate_of` set for every copy of another raw file (catalog.duplicates)."""
+    original = {row["source_file"]: row["duplicate_of"] for row in duplicates}
+    column = pa.array([original.get(source) for source in stage["source_file"].to_pylist()], pa.string())
+    return stage.set_column(stage.schema.get_field_index("duplicate_of"), "duplicate_of", column)
+
+
+def duplicates_line(stage: pa.Table, excluded: bool, shown: int = 5) -> list[str]:
+    """Copies of other raw files: how many, the first `shown` with what they copy; no line when there are none."""
+    if "duplicate_of" not in stage.column_names:
+        return []
+    copies = stage.filter(pc.is_valid(stage["duplicate_of"])).select(["source_file", "duplicate_of"]).to_pylist()
+    if not copies:
+        return []
+    named = ", ".join(f"{r['source_file']} (= {r['duplicate_of']})" for r in copies[:shown])
+    more = f", and {len(copies) - shown} more" if len(copies) > shown else ""
+    use = "left out of the analysis (analysis.exclude_duplicates)" if excluded else "analysed too (analysis.exclude_duplicates: true leaves them out)"
+    return [f"  duplicates (the same bytes as another raw file): {len(copies)}, staged and {use}: {named}{more}; duplicate_of in the stage manifest"]
+
+
+def summarize(stage: pa.Table, segments: pa.Table, rejects_csv: str, duplicates_excluded: bool = False) -> str:
     """A few lines for the end of the run: what was staged, rejected and segmented, per procedure."""
     status = Counter(stage["status"].to_pylist())
     by_proc = Counter(p for p, s in zip(stage["proc"].to_pylist(), stage["status"].to_pylist()) if s == "ok")
@@ -112,6 +132,7 @@ def summarize(stage: pa.Table, segments: pa.Table, rejects_csv: str) -> str:
         + (f", {status['skipped']} skipped" if status["skipped"] else ""),
         "  staged per procedure: " + (", ".join(f"{p} {n}" for p, n in sorted(by_proc.items())) or "none"),
         damaged_files_line(stage),
+        *duplicates_line(stage, duplicates_excluded),
         f"  IV runs segmented: {segmented} of {segments.num_rows} ({written} segments; {incomplete} without all 4 segment types)",
         f"  rejects listed in {rejects_csv}",
     ]
@@ -132,9 +153,9 @@ def prune_stale_batches(folder: Path, current: set[Path]) -> list[Path]:
 
 
 def staging_summary(stage: pa.Table) -> pa.Table:
-    """Raw files per day, procedure and status: what the report's staging table shows."""
-    counts = stage.group_by(["date", "proc", "status"]).aggregate([("source_file", "count")])
-    return counts.rename_columns(["date", "proc", "status", "files"]).sort_by([("date", "ascending"), ("proc", "ascending")])
+    """Raw files per day, procedure and status, and how many of them copy another: the report's staging table."""
+    counts = stage.group_by(["date", "proc", "status"]).aggregate([("source_file", "count"), ("duplicate_of", "count")])
+    return counts.rename_columns(["date", "proc", "status", "files", "duplicates"]).sort_by([("date", "ascending"), ("proc", "ascending")])
 
 
 def flagged_runs(segments: pa.Table) -> pa.Table:

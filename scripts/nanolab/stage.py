@@ -63,6 +63,7 @@ MANIFEST_SCHEMA = pa.schema(
         ("size_bytes", pa.int64()),
         ("output", pa.string()),
         ("output_bytes", pa.int64()),  # size of the staged Parquet file: an os.stat verifies it is whole
+        ("duplicate_of", pa.string()),  # the first raw file (sorted) with the same bytes; set when the batches are merged
     ]
 )
 # The Arrow type of each parameter type of the procedure schema.

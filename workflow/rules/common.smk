@@ -73,6 +73,30 @@ ALL_BATCHES = catalog.plan_batches(CATALOG, config["batch_size"])
 UNDATED = catalog.undated(CATALOG)
 
 
+# ---- duplicate raw content: begin ---------------------------------------------------------------
+# A copy of a raw file (same bytes under another path) is staged as usual; the manifests job marks it
+# (duplicate_of) and counts it, and with analysis.exclude_duplicates the analysis leaves it out.
+DUPLICATES = catalog.duplicates(CATALOG, RAW_ROOT)
+
+
+def duplicates_args():
+    """For the manifests job: every copy and the file it copies."""
+    excluded = (
+        ["--duplicates-excluded"] if ANALYSIS_SETTINGS["exclude_duplicates"] else []
+    )
+    return ["--duplicates", json.dumps(DUPLICATES), *excluded]
+
+
+def excluded_runs_args():
+    """For the analysis jobs, only with analysis.exclude_duplicates: the copies to leave out."""
+    if not ANALYSIS_SETTINGS["exclude_duplicates"]:
+        return []
+    return ["--exclude-runs", json.dumps(DUPLICATES)]
+
+
+# ---- duplicate raw content: end -----------------------------------------------------------------
+
+
 def selected_days(days, planned):
     """The days a `--config days=…` run (re)processes; every day when none are given."""
     unknown = sorted(set(days) - {day for day, _ in planned})
@@ -208,6 +232,7 @@ def analysis_args():
         ANALYSIS_SETTINGS["hysteresis_decimals"],
         "--group-by",
         ANALYSIS_SETTINGS["group_by"],
+        *excluded_runs_args(),
     ]
 
 
@@ -219,6 +244,7 @@ def manifests_args():
         UNDATED_LIST,
         "--iv-days",
         *iv_days(),
+        *duplicates_args(),
     ]
 
 
