@@ -2,6 +2,7 @@ import json
 import os
 from pathlib import Path
 
+from nanolab import catalog as catalog_module
 from nanolab.catalog import batch_count, batch_of, find_raw_files, fingerprint, plan_batches, scan, undated, undated_rows
 from nanolab.identity import make_run_id
 
@@ -119,3 +120,21 @@ def test_unreadable_header_without_a_path_date_has_no_day_and_no_batch(tmp_path)
     assert rows["misc/junk.csv"]["reason"] == "no '#Data:' line before the data table"  # what staging says of it
     assert rows["misc/junk.csv"]["size_bytes"] == len("garbage, not a measurement\n")
     assert rows["misc/._IV.csv"]["status"] == "skipped"
+
+
+def test_a_file_the_catalog_fails_on_is_an_unreadable_entry_not_a_stop(tmp_path, monkeypatch):
+    """The catalog runs while the DAG is built: one file it cannot describe must not stop every day's run."""
+    raw = tmp_path / "raw"
+    write(raw / "2025-09-11/good.csv", IV.format(start="1757584800.0"))
+    write(raw / "2025-09-11/odd.csv", IV.format(start="1757584801.0"))
+    describe = catalog_module.describe
+
+    def failing(raw_root, source_file, timezone):
+        if source_file.endswith("odd.csv"):
+            raise OverflowError("date value out of range")  # how a year-1 start time used to fail here
+        return describe(raw_root, source_file, timezone)
+
+    monkeypatch.setattr(catalog_module, "describe", failing)
+    good, odd = scan(raw, "America/Santiago")
+    assert (good.proc, good.date) == ("IV", "2025-09-11")
+    assert (odd.proc, odd.date, odd.reason) == (None, "2025-09-11", "OverflowError: date value out of range")

@@ -123,6 +123,8 @@ def scan(raw_root: Path, timezone: str, cache_path: Path | None = None) -> list[
                 catalog.append(describe(raw_root, source_file, timezone))
         except OSError as error:
             catalog.append(unreadable(source_file, timezone, f"unreadable: {error.strerror or error}"))
+        except Exception as error:  # noqa: BLE001 - read while the DAG is built: a file we fail on must not stop every day
+            catalog.append(unreadable(source_file, timezone, f"{type(error).__name__}: {error}"))
     if cache_path is not None and (len(catalog) != len(cached) or any(f is not cached.get(f.source_file) for f in catalog)):
         _save_cache(cache_path, raw_root, timezone, catalog)
     return catalog
