@@ -89,8 +89,12 @@ def test_three_copies_are_staged_marked_counted_and_left_out_of_the_analysis_whe
     [fits] = load_analysis(wd.results, "iv_fits", date="2025-09-11").to_dict("records")
     assert fits["n_runs"] == 8
 
-    result = wd.snakemake("--config", "analysis={exclude_duplicates: true}")  # as the README writes settings
+    assert wd.planned_jobs() == {}
+    exclude = "analysis={exclude_duplicates: true}"  # as the README writes settings
+    assert wd.planned_jobs("--config", exclude) == {"analyse_month": 1, "manifests": 1, "all": 1}  # nothing is restaged
+    result = wd.snakemake("--config", exclude)
     [fits] = load_analysis(wd.results, "iv_fits", date="2025-09-11").to_dict("records")
     assert fits["n_runs"] == 5  # each measurement once
     assert "staged and left out of the analysis" in result.stdout
     assert len(pq.read_table(wd.results / "02_stage/_manifest/manifest.parquet")) == 8
+    assert wd.planned_jobs("--config", exclude) == {}
