@@ -27,7 +27,7 @@ from .values import NUMBER
 
 FLOAT_CELL = rf"^\s*(?:{NUMBER})\s*$"
 BLOCK_BYTES = 8 << 20
-LINES_KEPT = 5  # line numbers of rows with null cells kept (the manifest shows the first few)
+LINES_KEPT = 5  # line numbers kept of the first skipped rows and rows with null cells (the manifest shows them)
 
 
 @dataclass
