@@ -184,6 +184,24 @@ def test_summary_shows_the_first_damaged_lines_and_points_to_the_manifest():
     assert line.endswith("in the stage manifest's skipped_lines and null_lines")
 
 
+def test_summary_names_files_with_header_values_not_of_their_type_only_when_there_are_some():
+    segments = pa.table({"status": pa.array([], pa.string()), "n_segments": pa.array([], pa.int64()), "complete": pa.array([], pa.bool_())})
+    stage = pa.table(
+        {
+            "source_file": ["a.csv", "b.csv", "c.csv"],
+            "status": ["ok", "ok", "reject"],
+            "proc": ["IV", "IV", None],
+            "skipped_rows": [0, 0, None],
+            "null_cells": [0, 0, None],
+            "invalid_parameters": [["Chip number", "NPLC"], [], None],
+        }
+    )
+    text = summarize(stage, segments, "rejects.csv")
+    assert "  header values not of their type, stored as null: 1 file: a.csv (Chip number, NPLC)\n" in text
+    clean = stage.set_column(5, "invalid_parameters", pa.array([[], [], None], pa.list_(pa.string())))
+    assert "header values" not in summarize(clean, segments, "rejects.csv")
+
+
 # --- end to end: damage of every kind is rebuilt to equal a clean run --------------------------
 
 

@@ -100,6 +100,20 @@ def at_lines(lines: list[int] | None) -> str:
     return f" at line{'s' if len(lines) > 1 else ''} {', '.join(map(str, lines))}" if lines else ""
 
 
+def invalid_parameters_line(stage: pa.Table, shown: int = 5) -> list[str]:
+    """Staged files with header values not of their type or beyond its range (stored as null); no line when none."""
+    if "invalid_parameters" not in stage.column_names:
+        return []
+    ok = stage.filter(pc.equal(stage["status"], "ok"))
+    rows = ok.filter(pc.greater(pc.fill_null(pc.list_value_length(ok["invalid_parameters"]), 0), 0))
+    if rows.num_rows == 0:
+        return []
+    found = rows.select(["source_file", "invalid_parameters"]).to_pylist()
+    named = ", ".join(f"{r['source_file']} ({', '.join(r['invalid_parameters'])})" for r in found[:shown])
+    more = f", and {len(found) - shown} more" if len(found) > shown else ""
+    return [f"  header values not of their type, stored as null: {len(found)} file{'s' if len(found) != 1 else ''}: {named}{more}"]
+
+
 def mark_duplicates(stage: pa.Table, duplicates: list[dict[str, str]]) -> pa.Table:
     """The stage manifest with `duplicate_of` set for every copy of another raw file (catalog.duplicates)."""
     original = {row["source_file"]: row["duplicate_of"] for row in duplicates}
@@ -132,6 +146,7 @@ def summarize(stage: pa.Table, segments: pa.Table, rejects_csv: str, duplicates_
         + (f", {status['skipped']} skipped" if status["skipped"] else ""),
         "  staged per procedure: " + (", ".join(f"{p} {n}" for p, n in sorted(by_proc.items())) or "none"),
         damaged_files_line(stage),
+        *invalid_parameters_line(stage),
         *duplicates_line(stage, duplicates_excluded),
         f"  IV runs segmented: {segmented} of {segments.num_rows} ({written} segments; {incomplete} without all 4 segment types)",
         f"  rejects listed in {rejects_csv}",
