@@ -12,11 +12,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection, PathCollection
+from matplotlib.figure import Figure
 from matplotlib.text import Text
 from nanolab.analysis import AnalysisSettings, analyse_day
 from nanolab.manifest import csv_bytes
-from nanolab.plots import CHIP_COLOURS, FLAG_COLOUR, DayFigure, drawn_rows, plottable, run_infos, runs_table, save_png
+from nanolab.plots import CHIP_COLOURS, FLAG_COLOUR, DayCanvas, DayFigure, drawn_rows, plottable, run_infos, runs_table, save_png
 from nanolab.segment import find_segments
 from nanolab.synthetic import iv_voltages
 
@@ -229,3 +231,29 @@ def test_long_traces_are_thinned_but_keep_their_ends_and_extremes():
     assert len(kept_short) == 50  # a piece of at most `most` rows is drawn whole
     flat = drawn_rows(np.zeros(500), np.array([0]), most=100)  # every row is an extreme: the first one counts
     assert np.flatnonzero(flat).size <= 100 + 1
+
+
+def test_strings_drawn_as_one_bitmap_look_as_matplotlib_draws_them():
+    def drawn(canvas_class) -> np.ndarray:
+        figure = Figure(figsize=(5, 3), dpi=100)
+        canvas_class(figure)
+        axes = figure.add_subplot()
+        axes.plot([0, 1], [0, 1])
+        axes.set_title("Alisson60: mean per V_max, fwd —, ret - -, ▲▼ µA", loc="left")
+        axes.set_ylabel("mean I (nA)")  # rotated: matplotlib's own path
+        axes.text(0.5, 0.5, "#12 gy", color="red", fontweight="bold")
+        axes.text(0.1, 0.8, r"$\Delta I^2$")  # math text: matplotlib's own path
+        figure.canvas.draw()
+        return 765 - np.asarray(figure.canvas.buffer_rgba())[..., :3].astype(int).sum(axis=2)  # ink: 0 on white
+
+    ours, theirs = drawn(DayCanvas), drawn(FigureCanvasAgg)
+    assert abs(ours.sum() / theirs.sum() - 1) < 0.01  # the same glyphs: the same ink
+    shifted = {(dy, dx): np.abs(np.roll(ours, (dy, dx), axis=(0, 1)) - theirs).sum() for dy in (-1, 0, 1) for dx in (-1, 0, 1)}
+    assert min(shifted, key=shifted.get) == (0, 0)  # in place, not a pixel off
+
+    def blocks(image: np.ndarray) -> np.ndarray:  # 4 x 4 pixel means: subpixel placement aside
+        h, w = image.shape[0] // 4 * 4, image.shape[1] // 4 * 4
+        return image[:h, :w].reshape(h // 4, 4, w // 4, 4).mean(axis=(1, 3))
+
+    assert np.abs(blocks(ours) - blocks(theirs)).mean() < 5
+    assert (drawn(DayCanvas) == ours).all()  # a kept bitmap draws the same

@@ -32,7 +32,7 @@ import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.compute as pc  # noqa: E402
 from matplotlib import colormaps  # noqa: E402
-from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
+from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg, get_hinting_flag  # noqa: E402
 from matplotlib.collections import LineCollection  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
@@ -445,6 +445,45 @@ def fit_column_of(stats: pa.Table) -> str | None:
     return max(fits, key=lambda name: int(name.removeprefix("i_fit_poly").removesuffix("_A")), default=None)
 
 
+class StringRenderer(RendererAgg):
+    """Agg drawing each plain, unrotated string as one bitmap, as matplotlib did up to 3.9, and keeping
+    the bitmaps: 3.11 lays out and draws every glyph in Python (for text shaping the figures' labels
+    do not need), half of a day's drawing time; tick labels, titles and units repeat from day to day.
+    Rotated and math text are left to matplotlib's own path."""
+
+    def __init__(self, width: float, height: float, dpi: float) -> None:
+        super().__init__(width, height, dpi)
+        self.strings: dict[tuple, tuple[np.ndarray, float, float]] = {}
+
+    def draw_text(self, gc, x, y, s, prop, angle, ismath=False, mtext=None):
+        if ismath or angle:
+            return super().draw_text(gc, x, y, s, prop, angle, ismath, mtext)
+        key = (s, prop, gc.get_antialiased())
+        if (drawn := self.strings.get(key)) is None:
+            font = self._prepare_font(prop)
+            font.set_text(s, 0, flags=get_hinting_flag())
+            font.draw_glyphs_to_bitmap(antialiased=gc.get_antialiased())
+            left, top = font.get_bitmap_offset()
+            drawn = (font.get_image().copy(), left / 64, top / 64 + font.get_descent() / 64)
+            if len(self.strings) > 5000:  # a month's figures hold a few hundred distinct strings
+                self.strings.clear()
+            self.strings[key] = drawn
+        image, dx, dy = drawn
+        self._renderer.draw_text_image(image, round(x + dx), round(y + dy) + 1, 0, gc)
+        return None
+
+
+class DayCanvas(FigureCanvasAgg):
+    """FigureCanvasAgg with the StringRenderer (the same renderer reuse as FigureCanvasAgg's)."""
+
+    def get_renderer(self) -> RendererAgg:
+        key = (*self.get_width_height(physical=True), self.figure.dpi)
+        if self._lastKey != key:
+            self.renderer = StringRenderer(*key)
+            self._lastKey = key
+        return self.renderer
+
+
 class Layout:
     """A figure of one overview row and `rows` chip rows, all panels on the same voltage range.
 
@@ -456,7 +495,7 @@ class Layout:
     def __init__(self, rows: int) -> None:
         height = TOP_IN + OVERVIEW_IN + rows * CHIP_ROW_IN + BOTTOM_IN
         self.figure = Figure(figsize=(WIDTH_IN, height), dpi=DPI)
-        FigureCanvasAgg(self.figure)
+        DayCanvas(self.figure)
         grid = self.figure.add_gridspec(1 + rows, 2, height_ratios=[OVERVIEW_IN] + [CHIP_ROW_IN] * rows)
         self.figure.subplots_adjust(left=0.08, right=0.985, bottom=BOTTOM_IN / height, top=1 - TOP_IN / height, wspace=0.28, hspace=0.25)
         self.axes = np.array([[self.figure.add_subplot(grid[r, c]) for c in range(2)] for r in range(1 + rows)])
@@ -473,10 +512,9 @@ class Layout:
             axes.xaxis.set_label_coords(0.5, -0.16)
         overview, magnitude = self.axes[0]
         overview.set_title("every run, returns dashed", loc="left")
-        magnitude.set_title("every run, log scale", loc="left")
+        magnitude.set_title("every run, |I| on a log scale", loc="left")
         magnitude.yaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
         magnitude.yaxis.set_major_formatter(FuncFormatter(lambda decade, _: si_text(10.0**decade)))
-        magnitude.set_ylabel("|I|")
 
 
 class DayFigure:
