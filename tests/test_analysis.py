@@ -110,11 +110,17 @@ def reference(rows: list[tuple], settings: AnalysisSettings) -> dict[str, list[d
         branch_of[run] = branch
     out: dict[str, list[dict]] = {kind: [] for kind in KINDS}
 
+    def reference_chip_name(group: str | None, number: int | None, settings: AnalysisSettings) -> str:
+        if settings.group_by == "day":
+            return "all chips, pooled"
+        name = {(True, True): f"{group}{number}", (True, False): f"{group}, no chip number", (False, True): f"chip {number}"}
+        return name.get((group is not None, number is not None), "no chip number")
+
     def sort_key(key: tuple) -> tuple:
         return (key[0] is None, key[0] or "", key[1] is None, key[1] or 0, key[2])
 
     for key in sorted((k for k, g in groups.items() if g["forward"] and g["return"]), key=sort_key):
-        keys = dict(zip(("chip_group", "chip_number", "v_max_V"), key))
+        keys = dict(zip(("chip_group", "chip_number", "v_max_V"), key)) | {"chip": reference_chip_name(key[0], key[1], settings)}
         n_runs = len({run for _, _, run in groups[key]["forward"]})
         stats = {}
         for branch in ("forward", "return"):
@@ -396,8 +402,21 @@ def test_groups_sort_by_chip_group_then_chip_number_numerically_nulls_last() -> 
         rows += [(f"r{k}", chip[0], chip[1], "return_positive", 0.5, 0.5)]
     fits = analyse_day(table(rows), AnalysisSettings())["iv_fits"].to_pylist()
     assert [(f["chip_group"], f["chip_number"]) for f in fits] == [("A", 2), ("A", 10), ("A", None), ("B", 9), ("B", 10), (None, 1)]
+    # runs without a chip number are their own group, named for what they are, never "all chips"
+    assert [f["chip"] for f in fits] == ["A2", "A10", "A, no chip number", "B9", "B10", "chip 1"]
     pooled = analyse_day(table(rows), AnalysisSettings(group_by="day"))["iv_fits"].to_pylist()
-    assert [(f["chip_group"], f["chip_number"], f["n_runs"]) for f in pooled] == [(None, None, 6)]
+    assert [(f["chip_group"], f["chip_number"], f["chip"], f["n_runs"]) for f in pooled] == [(None, None, "all chips, pooled", 6)]
+
+
+def test_runs_without_any_chip_metadata_form_a_group_named_so() -> None:
+    rows = []
+    for k, chip in enumerate([("A", 1), (None, None), (None, None)]):
+        rows += [(f"r{k}", chip[0], chip[1], "forward_positive", v, v) for v in (0.0, 0.5, 1.0)]
+        rows += [(f"r{k}", chip[0], chip[1], "return_positive", v, 0.9 * v) for v in (1.0, 0.5, 0.0)]
+    for kind, table_ in analyse_day(table(rows), AnalysisSettings()).items():
+        assert set(table_["chip"].to_pylist()) == {"A1", "no chip number"}, kind
+    fits = analyse_day(table(rows), AnalysisSettings())["iv_fits"].to_pylist()
+    assert [(f["chip"], f["n_runs"]) for f in fits] == [("A1", 1), ("no chip number", 2)]
 
 
 def test_voltages_sharing_a_hysteresis_key_are_pooled() -> None:
@@ -542,4 +561,4 @@ def test_bad_settings_are_refused() -> None:
 
 def test_every_table_starts_with_the_keys() -> None:
     for kind in KINDS:
-        assert output_schema(kind, AnalysisSettings()).names[:3] == ["chip_group", "chip_number", "v_max_V"]
+        assert output_schema(kind, AnalysisSettings()).names[:4] == ["chip_group", "chip_number", "v_max_V", "chip"]

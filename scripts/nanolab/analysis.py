@@ -26,9 +26,18 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .chips import chip_label
+
 KINDS = ("iv_stats", "iv_fits", "hysteresis", "hysteresis_summary", "hysteresis_peaks")
 BRANCHES = ("forward", "return")
-KEY_FIELDS = [pa.field("chip_group", pa.string()), pa.field("chip_number", pa.int64()), pa.field("v_max_V", pa.float64())]
+# `chip` names the group's chip for people (chips.chip_label): "Alisson67", "no chip number" for runs
+# without one, "all chips, pooled" with group_by: day, where chip_group and chip_number are null.
+KEY_FIELDS = [
+    pa.field("chip_group", pa.string()),
+    pa.field("chip_number", pa.int64()),
+    pa.field("v_max_V", pa.float64()),
+    pa.field("chip", pa.string()),
+]
 F64, I64, STR = pa.float64(), pa.int64(), pa.string()
 
 
@@ -437,10 +446,12 @@ def group_stats(values: np.ndarray, group: np.ndarray, n_groups: int) -> dict[st
 def _keyed_table(kind: str, settings: AnalysisSettings, groups: Groups, group_index: np.ndarray, columns: dict[str, pa.Array]) -> pa.Table:
     """Key columns taken per row from the groups, then `columns`, in the kind's schema."""
     take = pa.array(group_index, pa.int64())
+    pooled = settings.group_by == "day"
     keys = {
         "chip_group": pa.array(groups.chip_group, STR).take(take),
         "chip_number": pa.array(groups.chip_number, I64).take(take),
         "v_max_V": pa.array(groups.v_max, F64).take(take),
+        "chip": pa.array([chip_label(g, n, pooled) for g, n in zip(groups.chip_group, groups.chip_number)], STR).take(take),
     }
     schema = output_schema(kind, settings)
     data = keys | columns

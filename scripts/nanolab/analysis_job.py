@@ -81,7 +81,7 @@ def fits_table(manifest: pa.Table) -> pa.Table:
     tables = []
     for row in paths.to_pylist():
         fits = read_parquet(row["output"])
-        keep = ["chip_group", "chip_number", "v_max_V", "n_runs", "resistance_ohm", "r_squared"]
+        keep = ["chip_group", "chip_number", "chip", "v_max_V", "n_runs", "resistance_ohm", "r_squared"]
         keep += [name for name in fits.column_names if name.startswith("r2_poly")]
         tables.append(fits.select(keep).add_column(0, "date", pa.array([row["date"]] * fits.num_rows, pa.string())))
     return pa.concat_tables(tables, promote_options="permissive") if tables else pa.table({"date": pa.array([], pa.string())})

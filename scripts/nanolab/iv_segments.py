@@ -31,6 +31,7 @@ MANIFEST_SCHEMA = pa.schema(
         ("run_id", pa.string()),
         ("date", pa.string()),
         ("source_file", pa.string()),
+        ("start_dt", pa.timestamp("us", tz="UTC")),  # the run's start time: runs are numbered in measurement order
         ("status", pa.string()),  # ok | no_segments | reject
         ("reason", pa.string()),
         ("rows", pa.int64()),
@@ -166,7 +167,7 @@ def segment_run(
     `run` is the staged table when the caller still holds it (otherwise the staged file is read),
     `staged_crc` the staged file's CRC-32 when known (otherwise it is computed); the run's rows are
     appended to `points` when it is given."""
-    row: dict[str, object] = {key: staged[key] for key in ("run_id", "date", "source_file")}
+    row: dict[str, object] = {key: staged.get(key) for key in ("run_id", "date", "source_file", "start_dt")}
     row["status"] = "reject"
     run_folder = settings.out_root / SEGMENT_DATASET / "proc=IV" / f"date={staged['date']}" / f"run_id={staged['run_id']}"
     staged_path = Path(str(staged["output"]))
@@ -178,7 +179,9 @@ def segment_run(
     if saved := reuse.load(record, record_key):
         if points is not None:
             points.append(run_points(str(staged["run_id"]), read_segments(saved.outputs), settings.voltage_column))
-        return saved.row  # segmented before from this very staged file with these settings, and still whole
+        # segmented before from this very staged file with these settings, and still whole (the record
+        # keeps the start time as text: the staged row's own is the typed one)
+        return saved.row | {"start_dt": row["start_dt"]}
     try:
         run = read_staged(staged_path) if run is None else segment_columns(run)
         row["rows"] = run.num_rows

@@ -1,14 +1,15 @@
 """Report figures: one PNG per measurement day and a table of its runs, drawn by one job per month.
 
-Why a month per job: importing matplotlib costs ~1 s CPU, a day's figure ~0.6 s (measured at lab scale:
-Agg rendering ~0.3 s, building the artists ~0.15 s); a job per day made the lab's figures cost 106 s,
-a job per month ~25 s for the whole archive on 2 cores. Within a month, a day is redrawn only when a
-file it is drawn from or the code changed: one edited raw file costs one day's drawing, not a month's.
+Why a month per job: importing matplotlib costs ~1 s CPU, a day's figure ~0.25 s (docs/figures.md);
+a job per day made the lab's figures cost 106 s. Within a month, a day is redrawn only when a file it
+is drawn from or the code changed: one edited raw file costs one day's drawing, not a month's.
 
-A day's figure: top, every IV run (I and log10 |I| against Vsd), coloured by chip, returns dashed;
-runs that stand out (outliers, sweeps without the four segment types) are drawn bold and labelled with
-their number in the day's runs table. Below, one row per chip: the mean forward and return traces per
-V_max group with the fitted return curve, and the hysteresis with its peaks marked.
+A day's figure: top, every IV run (I and |I| on a log scale against Vsd), coloured by chip, returns
+dashed; runs that stand out (outliers, sweeps without the four segment types) are drawn bold in red and
+labelled with their number in the day's runs table, in a strip beside the curves. Below, one row per
+chip: the mean forward and return traces per V_max group with the fitted return curve, and the
+hysteresis with its peaks marked, one colour per V_max, each group labelled. Currents carry SI prefixes
+chosen per panel. Runs are numbered in measurement order (start time), in the figure and the table.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ import os
 import shutil
 from collections import Counter, defaultdict
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import matplotlib
 
@@ -28,15 +31,19 @@ matplotlib.use("Agg")  # files only, no display; before any other matplotlib imp
 import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.compute as pc  # noqa: E402
-from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
+from matplotlib import colormaps  # noqa: E402
+from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg, get_hinting_flag  # noqa: E402
 from matplotlib.collections import LineCollection  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
+from matplotlib.transforms import offset_copy  # noqa: E402
 
 from . import reuse  # noqa: E402
-from .analysis import KINDS, AnalysisSettings, output_schema  # noqa: E402
+from .analysis import AnalysisSettings, output_schema  # noqa: E402
 from .analysis_job import points_by_day, read_points  # noqa: E402
 from .atomic import Written, temporary_for, write_bytes_atomic  # noqa: E402
+from .chips import NO_CHIP_NUMBER, chip_label  # noqa: E402
 from .io import read_parquet  # noqa: E402
 from .iv_segments import MANIFEST_SCHEMA as SEGMENT_MANIFEST  # noqa: E402
 from .jobargs import JobArgumentParser  # noqa: E402
@@ -47,14 +54,35 @@ log = logging.getLogger("nanolab")
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies.
 CHIP_COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
 FLAG_COLOUR = "#D00000"
+VMAX_COLOURS = colormaps["viridis"]  # V_max groups: an ordered quantity, an ordered palette (its dark ~85 %)
 # A run stands out when its largest |I| is this many times its chip's median (or a 1/this fraction),
 # or this many times its own 95th percentile of |I| (a spike in an otherwise ordinary sweep).
 OUTLIER_FACTOR = 10.0
-DPI = 72
-TRACE_POINTS = 120  # points drawn per segment at most (plus its extremes)
-# Larger magnitudes are no reading of the lab's instruments (a Keithley's overflow reading is 9.9e37):
-# drawn, they flatten their panel, and near 1.8e308 matplotlib's tick locator fails on the axis span.
-PLOT_LIMIT = 1e30
+# Sizes: text of FONT_PT at DPI is 12.5 px, readable at 100 % zoom; the figure is 900 px wide (Agg's
+# and the PNG encoder's work grow with the pixels).
+DPI = 100
+FONT_PT = 9.0
+WIDTH_IN = 9.0
+OVERVIEW_IN, CHIP_ROW_IN, TOP_IN, BOTTOM_IN = 3.0, 2.1, 0.7, 0.5
+TRACE_POINTS = 60  # points drawn per segment at most (plus its extremes): ~3 px apart at this size
+LABEL_STRIP = 0.1  # share of the voltage range left free on each side for the labels of flagged runs
+# No current or voltage in a figure is larger than this: the extremes of damaged files (1e308, an
+# instrument's 9.9e37 overflow reading) would break matplotlib's tick locator or flatten the panel.
+PLOTTABLE_LIMIT = 1e6
+# A title's place fixed (axes.titley), not found from the tick labels below it at every drawing; text
+# unhinted (FreeType's hinting was ~25 % of a day's drawing; at 12 px the glyphs look the same).
+matplotlib.rcParams.update(
+    {"font.size": FONT_PT, "axes.titlesize": FONT_PT + 0.5, "figure.titlesize": FONT_PT + 2, "axes.titley": 1.0, "text.hinting": "no_hinting"}
+)
+SI_PREFIXES = ((1e-15, "f"), (1e-12, "p"), (1e-9, "n"), (1e-6, "µ"), (1e-3, "m"), (1.0, ""))
+
+
+# What the figure draws of the day's analysis tables (None: every column; iv_stats holds the fits).
+DRAWN_COLUMNS = {
+    "iv_stats": None,
+    "hysteresis": ["chip", "v_max_V", "vsd_V", "i_hysteresis_raw_A"],
+    "hysteresis_peaks": ["chip", "v_max_V", "method", "v_max_positive_V", "i_max_positive_A", "v_max_negative_V", "i_max_negative_A"],
+}
 
 
 @dataclass(frozen=True)
@@ -69,16 +97,35 @@ class RunInfo:
     max_abs_i_A: float | None
     n_segments: int
     flag: str  # "" | "outlier" | "incomplete" | "not segmented"
+    start: datetime | None = None
 
 
-def chip_label(chip_group: object, chip_number: object) -> str:
-    if chip_group is None and chip_number is None:
-        return "all chips"
-    return f"{chip_group or ''}{'' if chip_number is None else chip_number}" or "unknown chip"
+def plottable(values: np.ndarray) -> np.ndarray:
+    """float64 values with NaN (a gap) where a value is not finite or beyond PLOTTABLE_LIMIT: what
+    crosses from the data into matplotlib's axes."""
+    values = np.asarray(values, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        return np.where(np.abs(values) <= PLOTTABLE_LIMIT, values, np.nan)
+
+
+def si_unit(largest: float, unit: str = "A") -> tuple[float, str]:
+    """The scale and unit ("µA") in which `largest` (> 0) reads as 1 to 999."""
+    scale, prefix = next(((s, p) for s, p in reversed(SI_PREFIXES) if largest >= s * 0.9995), SI_PREFIXES[0])
+    return scale, f"{prefix}{unit}"
+
+
+def si_text(value: float, unit: str = "A") -> str:
+    """3 significant digits with an SI prefix: 3.16e-7 -> "316 nA"."""
+    if not np.isfinite(value) or value == 0:
+        return f"0 {unit}" if value == 0 else "–"
+    scale, name = si_unit(abs(value), unit)
+    return f"{value / scale:.3g} {name}"
 
 
 def run_infos(points: pa.Table, runs: pa.Table) -> list[RunInfo]:
-    """The day's IV runs in the order of `runs` (segment manifest rows), numbered from 1, with flags."""
+    """The day's IV runs (segment manifest rows) in measurement order, numbered from 1, with flags."""
+    if "start_dt" in runs.column_names:
+        runs = runs.sort_by([("start_dt", "ascending"), ("source_file", "ascending")])  # no start time: last
     per_run = {r["run_id"]: r for r in run_extremes(points)}
     chips = {run_id: chip_label(r["chip_group"], r["chip_number"]) for run_id, r in per_run.items()}
     largest = {run_id: r["max_abs_i_A"] for run_id, r in per_run.items()}
@@ -89,35 +136,51 @@ def run_infos(points: pa.Table, runs: pa.Table) -> list[RunInfo]:
     for number, row in enumerate(runs.to_pylist(), start=1):
         run_id = row["run_id"]
         extremes = per_run.get(run_id, {})
-        chip, peak, flag = chips.get(run_id, "unknown chip"), extremes.get("max_abs_i_A"), ""
+        chip, peak, flag = chips.get(run_id, "not segmented"), extremes.get("max_abs_i_A"), ""
         if row["status"] != "ok":
             flag = "not segmented"
         elif not row["complete"] or row["n_segments"] != 4:
             flag = "incomplete"
         elif peak and (_off_by(peak, chip_median.get(chip)) or _off_by(peak, extremes.get("p95_abs_i_A"), below=False)):
             flag = "outlier"
-        infos.append(RunInfo(number, run_id, row["source_file"], chip, extremes.get("v_max_V"), peak, row["n_segments"] or 0, flag))
+        infos.append(
+            RunInfo(number, run_id, row["source_file"], chip, extremes.get("v_max_V"), peak, row["n_segments"] or 0, flag, row.get("start_dt"))
+        )
     return infos
 
 
 def run_extremes(points: pa.Table) -> list[dict]:
-    """Per run: its chip, largest |V|, largest |I| and 95th percentile of |I| (one vectorised group-by)."""
-    table = points.select(["run_id", "chip_group", "chip_number"]).append_column("abs_i", pc.abs(points["i_A"]))
+    """Per run: its chip, largest |V|, largest |I| and 95th percentile of |I| (a vectorised group-by;
+    the percentile per run with numpy: Arrow's t-digest cost ~20 ms a day)."""
+    abs_i = pc.abs(points["i_A"])
+    table = points.select(["run_id", "chip_group", "chip_number"]).append_column("abs_i", abs_i)
     table = table.append_column("abs_v", pc.abs(points["vsd_V"]))
     aggregated = table.group_by("run_id", use_threads=False).aggregate(
-        [
-            ("chip_group", "first"),
-            ("chip_number", "first"),
-            ("abs_v", "max"),
-            ("abs_i", "max"),
-            ("abs_i", "tdigest", pc.TDigestOptions(q=0.95)),
-        ]
+        [("chip_group", "first"), ("chip_number", "first"), ("abs_v", "max"), ("abs_i", "max")]
     )
-    names = ["run_id", "chip_group", "chip_number", "v_max_V", "max_abs_i_A", "p95_abs_i_A"]
+    names = ["run_id", "chip_group", "chip_number", "v_max_V", "max_abs_i_A"]
     rows = aggregated.rename_columns(names).to_pylist()
+    p95 = percentile_per_run(points["run_id"], abs_i, 95)
     for row in rows:
-        row["p95_abs_i_A"] = (row["p95_abs_i_A"] or [None])[0]
+        row["p95_abs_i_A"] = p95.get(row["run_id"])
     return rows
+
+
+def percentile_per_run(run_ids: pa.ChunkedArray, values: pa.ChunkedArray, q: float) -> dict[str, float]:
+    """The q-th percentile of each run's non-null values (rows of a run need not be adjacent)."""
+    codes = pc.dictionary_encode(run_ids.combine_chunks()) if run_ids.num_chunks != 1 else pc.dictionary_encode(run_ids.chunk(0))
+    run = codes.indices.to_numpy(zero_copy_only=False)
+    x = values.fill_null(np.nan).to_numpy(zero_copy_only=False).astype(np.float64)
+    order = np.argsort(run, kind="stable")
+    run, x = run[order], x[order]
+    bounds = np.flatnonzero(np.r_[True, run[1:] != run[:-1], True])
+    names = codes.dictionary.to_pylist()
+    found = {}
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        finite = x[lo:hi][~np.isnan(x[lo:hi])]
+        if finite.size:
+            found[names[run[lo]]] = float(np.percentile(finite, q))
+    return found
 
 
 def _off_by(value: float, reference: float | None, below: bool = True) -> bool:
@@ -126,27 +189,43 @@ def _off_by(value: float, reference: float | None, below: bool = True) -> bool:
     return value > OUTLIER_FACTOR * reference or (below and value < reference / OUTLIER_FACTOR)
 
 
-def runs_table(infos: list[RunInfo]) -> pa.Table:
-    """The table shown beside the day's figure: each run's number, file, chip and why it stands out."""
+def significant(value: float | None, digits: int = 4) -> float | None:
+    """`value` rounded to `digits` significant digits (the CSV then prints 1.055, not 1.0554462436912685)."""
+    return None if value is None else float(f"{value:.{digits}g}")
+
+
+def runs_table(infos: list[RunInfo], zone: ZoneInfo | None = None) -> pa.Table:
+    """The table shown beside the day's figure: each run's number (as in the figure), start time in
+    the lab's timezone, file, chip and why it stands out; numbers to 4 significant digits."""
     return pa.table(
         {
             "run": [i.number for i in infos],
+            "start_time": [i.start.astimezone(zone).isoformat(timespec="seconds") if i.start else None for i in infos],
             "source_file": [i.source_file for i in infos],
             "chip": [i.chip for i in infos],
-            "v_max_V": pa.array([i.v_max_V for i in infos], pa.float64()),
-            "max_abs_i_A": pa.array([i.max_abs_i_A for i in infos], pa.float64()),
+            "v_max_V": pa.array([significant(i.v_max_V) for i in infos], pa.float64()),
+            "max_abs_i_uA": pa.array([significant(None if i.max_abs_i_A is None else i.max_abs_i_A * 1e6) for i in infos], pa.float64()),
             "n_segments": [i.n_segments for i in infos],
             "flag": [i.flag for i in infos],
             "run_id": [i.run_id for i in infos],
-        }
+        },
+        schema=RUNS_SCHEMA,
     )
 
 
-def plottable(values: object) -> np.ndarray:
-    """float64 values the axes can take: NaN (a gap in the line) where a value is null, non-finite or
-    beyond PLOT_LIMIT. Every data value passes here on its way to the axes."""
-    values = np.asarray(values, dtype=np.float64)
-    return np.where(np.abs(values) <= PLOT_LIMIT, values, np.nan)
+RUNS_SCHEMA = pa.schema(
+    [
+        ("run", pa.int64()),
+        ("start_time", pa.string()),
+        ("source_file", pa.string()),
+        ("chip", pa.string()),
+        ("v_max_V", pa.float64()),
+        ("max_abs_i_uA", pa.float64()),
+        ("n_segments", pa.int64()),
+        ("flag", pa.string()),
+        ("run_id", pa.string()),
+    ]
+)
 
 
 def trace_pieces(points: pa.Table) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray, np.ndarray]:
@@ -164,7 +243,7 @@ def trace_pieces(points: pa.Table) -> tuple[list[np.ndarray], list[np.ndarray], 
     kept_starts = np.cumsum(np.add.reduceat(keep.astype(np.int64), starts))[:-1]  # every piece keeps its first row
     v, i = v[keep], i[keep]
     magnitude = np.abs(i)
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore"):
         log_i = np.log10(np.where(magnitude > 0, magnitude, np.nan))  # log of 0 is not a point
     linear = np.split(np.column_stack([v, i]), kept_starts)
     logarithmic = np.split(np.column_stack([v, log_i]), kept_starts)
@@ -189,16 +268,34 @@ def drawn_rows(current: np.ndarray, starts: np.ndarray, most: int = TRACE_POINTS
     return keep
 
 
-def chip_colours(infos: list[RunInfo], chips: list[str]) -> dict[str, str]:
-    names = sorted({i.chip for i in infos} | set(chips))
-    return {chip: CHIP_COLOURS[k % len(CHIP_COLOURS)] for k, chip in enumerate(names)}
+def chip_colours(chips: list[str]) -> dict[str, str]:
+    return {chip: CHIP_COLOURS[k % len(CHIP_COLOURS)] for k, chip in enumerate(sorted(set(chips)))}
+
+
+def current_scale(*arrays: np.ndarray) -> tuple[float, str]:
+    """The SI scale of a panel: its largest finite |I| reads as 1 to 999."""
+    largest = max((float(np.nanmax(np.abs(a))) for a in arrays if a.size and np.isfinite(a).any()), default=0.0)
+    return si_unit(largest) if largest > 0 else (1.0, "A")
+
+
+def spread_labels(wanted: np.ndarray, low: float, high: float, gap: float) -> np.ndarray:
+    """Positions near `wanted` (sorted ascending) at least `gap` apart, kept inside [low, high]."""
+    placed = np.maximum.accumulate(np.maximum(wanted, low + np.arange(wanted.size) * gap) - np.arange(wanted.size) * gap)
+    placed = placed + np.arange(wanted.size) * gap
+    overflow = placed[-1] - high if placed.size else 0.0
+    if overflow > 0:  # pushed past the top: shift down, keeping the gaps
+        placed = np.minimum(placed, high - (placed.size - 1 - np.arange(placed.size)) * gap)
+    return placed
 
 
 def draw_overview(points: pa.Table, infos: list[RunInfo], colour: dict[str, str], linear, logarithmic) -> None:
-    """Every run and segment as one line collection per panel; stand-out runs bold, red and numbered."""
+    """Every run and segment as one line collection per panel; stand-out runs bold and red, numbered in
+    strips beside the curves (left of the voltage range for tips at negative V, right for positive)."""
     pieces, log_pieces, piece_runs, returning = trace_pieces(points)
     by_run = {i.run_id: i for i in infos}
     many = len(infos) >= 10
+    scale, unit = current_scale(*(p[:, 1] for p in pieces))
+    pieces = [p * (1.0, 1.0 / scale) for p in pieces]
     for axes, drawn_pieces in ((linear, pieces), (logarithmic, log_pieces)):
         for bold in (False, True):  # stand-out runs on top
             chosen = [k for k, r in enumerate(piece_runs) if bool(by_run.get(r) and by_run[r].flag) == bold]
@@ -211,120 +308,282 @@ def draw_overview(points: pa.Table, infos: list[RunInfo], colour: dict[str, str]
                         linewidths=1.6 if bold else (0.6 if many else 1.2),
                         alpha=1.0 if bold else (0.35 if many else 0.9),
                         antialiaseds=False,  # a day's ~500 traces draw 3x faster; thin lines look the same
-                    )
+                    ),
+                    autolim=False,
                 )
+    linear.set_ylabel(f"I ({unit})")
     drawn = set(piece_runs)
-    for info in infos:  # number the stand-out runs at their largest |I|
-        if info.flag and info.run_id in drawn:
-            run_points = np.concatenate([pieces[k] for k, r in enumerate(piece_runs) if r == info.run_id])
-            k = int(np.nanargmax(np.abs(run_points[:, 1]))) if np.isfinite(run_points[:, 1]).any() else 0
-            linear.annotate(f"#{info.number}", run_points[k], color=FLAG_COLOUR, fontsize=8, fontweight="bold")
+    voltages = np.concatenate([p[:, 0] for p in pieces]) if pieces else np.zeros(0)
+    finite_v = voltages[np.isfinite(voltages)]
+    v_low, v_high = (float(finite_v.min()), float(finite_v.max())) if finite_v.size else (-1.0, 1.0)
+    span = max(v_high - v_low, 1e-9)
+    x_limits = (v_low - LABEL_STRIP * span, v_high + LABEL_STRIP * span)
+    for axes, drawn_pieces in ((linear, pieces), (logarithmic, log_pieces)):
+        ys = np.concatenate([p[:, 1] for p in drawn_pieces]) if drawn_pieces else np.zeros(0)
+        ys = ys[np.isfinite(ys)]
+        low, high = (float(ys.min()), float(ys.max())) if ys.size else (-1.0, 1.0)
+        pad = 0.05 * (high - low) or max(abs(high) * 0.05, 1.0 if axes is logarithmic else 1e-3)
+        axes.set_ylim(low - pad, high + pad)
+    linear.set_xlim(*x_limits)
+    flagged = [i for i in infos if i.flag and i.run_id in drawn]
+    label_flagged(linear, flagged, pieces, piece_runs, x_limits)
     counts = Counter(i.chip for i in infos if i.run_id in drawn)
     handles = [Line2D([], [], color=colour[c], label=f"{c} ({n} run{'s' if n != 1 else ''})") for c, n in sorted(counts.items())]
-    flagged = [i for i in infos if i.flag]
-    if flagged:
-        numbers = ", ".join(f"#{i.number}" for i in flagged[:12]) + (" …" if len(flagged) > 12 else "")
-        handles.append(Line2D([], [], color=FLAG_COLOUR, linewidth=1.6, label=f"stand out: {numbers}"))
-    if handles:
-        linear.legend(handles=handles, loc="upper left", fontsize="small")  # "best" searched the data: 60 ms a day
+    stand_out = sum(bool(i.flag) for i in infos if i.run_id in drawn)
+    if stand_out:  # their numbers are beside the curves
+        handles.append(Line2D([], [], color=FLAG_COLOUR, linewidth=1.6, label=f"stand out ({stand_out}): #n beside"))
+    if handles:  # "best" searched the data: 60 ms a day; IV curves leave the upper left quadrant empty
+        linear.legend(handles=handles, loc="upper left", handlelength=1.5, borderaxespad=0.3, labelspacing=0.3)
     if not infos:
         linear.text(0.5, 0.5, "no IV runs", ha="center", va="center", transform=linear.transAxes)
 
 
-def draw_analysis(analysis: dict[str, pa.Table], colour: dict[str, str], fit_column: str | None, traces, loops) -> None:
-    """Per chip and V_max group: mean forward (solid) and return (dashed) traces with the fitted return
-    curve (dotted), and the hysteresis with its raw peaks marked (▲ largest, ▼ smallest). One artist per
-    chip and line style, not per group: a day's ~100 separate lines were most of its drawing time."""
-    stats, hysteresis, peaks = analysis["iv_stats"], analysis["hysteresis"], analysis["hysteresis_peaks"]
-    drawn = []
-    for group, number in chip_keys(stats):
-        chip = chip_label(group, number)
-        chip_stats, chip_loops, chip_peaks = (of_chip(t, group, number) for t in (stats, hysteresis, peaks))
-        lines: dict[str, list[np.ndarray]] = {"forward": [], "return": [], "fit": [], "loop": []}
-        for v_max in np.unique(chip_stats["v_max_V"].to_numpy(zero_copy_only=False)):
-            group_stats = chip_stats.filter(pc.equal(chip_stats["v_max_V"], v_max))
-            for branch in ("forward", "return"):
-                rows = group_stats.filter(pc.equal(group_stats["branch"], branch))
-                lines[branch].append(xy(rows["vsd_V"], rows["i_mean_A"]))
-                if branch == "return" and fit_column:
-                    lines["fit"].append(xy(rows["vsd_V"], rows[fit_column]))
-            loop = chip_loops.filter(pc.equal(chip_loops["v_max_V"], v_max))
-            lines["loop"].append(xy(loop["vsd_V"], loop["i_hysteresis_raw_A"]))
-        for axes, key, style, line_colour, width in (
-            (traces, "forward", "-", colour[chip], 1.0),
-            (traces, "return", "--", colour[chip], 1.0),
-            (traces, "fit", ":", "black", 0.8),
-            (loops, "loop", "-", colour[chip], 1.0),
-        ):
-            if lines[key]:
-                axes.add_collection(LineCollection(lines[key], colors=line_colour, linestyles=style, linewidths=width))
-        raw = chip_peaks.filter(pc.equal(chip_peaks["method"], "raw"))
-        for side, marker in (("positive", "^"), ("negative", "v")):
-            peak = xy(raw[f"v_max_{side}_V"], raw[f"i_max_{side}_A"])
-            loops.plot(peak[:, 0], peak[:, 1], marker, linestyle="none", color=colour[chip], markersize=6)
-        drawn.append(chip)
-    for axes in (traces, loops):
-        if drawn:  # one legend entry per chip: its V_max groups share its colour
-            axes.legend(handles=[Line2D([], [], color=colour[chip], label=chip) for chip in drawn], fontsize="x-small", loc="upper left")
+def label_flagged(axes, flagged: list[RunInfo], pieces: list[np.ndarray], piece_runs: np.ndarray, x_limits: tuple[float, float]) -> None:
+    """ "#n" of each flagged run in the strip on the side of its largest |I|, at that height (spread so
+    that no two labels overlap), joined to that point by a thin line: beside the curves, not on them."""
+    if not flagged:
+        return
+    tips = []
+    for info in flagged:
+        run_points = np.concatenate([pieces[k] for k in np.flatnonzero(piece_runs == info.run_id)])
+        finite = np.isfinite(run_points).all(axis=1)
+        if finite.any():
+            candidates = run_points[finite]
+            tips.append((info.number, candidates[int(np.argmax(np.abs(candidates[:, 1])))]))
+    low, high = axes.get_ylim()
+    figure = axes.figure
+    box = axes.get_position()
+    px_per_pt = figure.dpi / 72
+    line = (high - low) * 1.3 * FONT_PT * px_per_pt / max(box.height * figure.get_figheight() * figure.dpi, 1.0)
+    per_char = (x_limits[1] - x_limits[0]) * 0.62 * FONT_PT * px_per_pt / max(box.width * figure.get_figwidth() * figure.dpi, 1.0)
+    leaders = []
+    for right in (False, True):
+        side = sorted(((tip[1], number, tip) for number, tip in tips if (tip[0] >= 0) == right), key=lambda t: t[0])
+        if not side:
+            continue
+        heights = spread_labels(np.array([t[0] for t in side]), low + line / 2, high - line / 2, line)
+        x_label = x_limits[1] if right else x_limits[0]
+        for (_, number, tip), y in zip(side, heights):
+            text = f"#{number}"
+            axes.text(x_label, y, text, color=FLAG_COLOUR, ha="right" if right else "left", va="center", fontweight="bold")
+            end = x_label - (1 if right else -1) * (len(text) + 0.5) * per_char
+            leaders.append([(tip[0], tip[1]), (end, y)])
+    axes.add_collection(LineCollection(leaders, colors=FLAG_COLOUR, linewidths=0.6, alpha=0.7), autolim=False)
+
+
+def chip_rows(stats: pa.Table) -> list[str]:
+    """The chips (groups of the analysis) in the analysis tables' order: one figure row each."""
+    return list(dict.fromkeys(stats["chip"].to_pylist()))
+
+
+def vmax_colours(stats: pa.Table) -> dict[float, tuple]:
+    """One colour per V_max of the day, the same in every chip's row."""
+    values = sorted(set(stats["v_max_V"].drop_null().to_pylist()))
+    return {v: VMAX_COLOURS(0.85 * k / max(len(values) - 1, 1)) for k, v in enumerate(values)}
+
+
+def columns(table: pa.Table, *names: str) -> list[np.ndarray]:
+    """Float columns as float64 arrays, NaN for null."""
+    return [table[name].fill_null(np.nan).to_numpy(zero_copy_only=False).astype(np.float64) for name in names]
+
+
+def draw_chip_row(chip: str, analysis: dict[str, pa.Table], colours: dict[float, tuple], fit_column: str | None, traces, loops, first: bool) -> None:
+    """One chip's V_max groups: mean forward (solid) and return (dashed) traces with the fitted return
+    (dotted), and the hysteresis with its raw peaks (▲ largest, ▼ smallest), one colour per V_max,
+    each group labelled with its V_max at the end of its forward trace and atop the hysteresis panel."""
+    stats, hysteresis, peaks = (
+        t.filter(pc.equal(t["chip"], chip)) for t in (analysis["iv_stats"], analysis["hysteresis"], analysis["hysteresis_peaks"])
+    )
+    vmax, v, mean = columns(stats, "v_max_V", "vsd_V", "i_mean_A")
+    forward = pc.equal(stats["branch"], "forward").to_numpy(zero_copy_only=False)
+    fit = columns(stats, fit_column)[0] if fit_column else np.full(v.size, np.nan)
+    loop_vmax, loop_v, loop_i = columns(hysteresis, "v_max_V", "vsd_V", "i_hysteresis_raw_A")
+    v, mean, fit, loop_v, loop_i = (plottable(a) for a in (v, mean, fit, loop_v, loop_i))
+    scale, unit = current_scale(mean, fit)
+    loop_scale, loop_unit = current_scale(loop_i)
+    lines: dict[str, list[np.ndarray]] = {"forward": [], "return": [], "fit": [], "loop": []}
+    line_colours: dict[str, list] = defaultdict(list)
+    groups = sorted(set(vmax[~np.isnan(vmax)].tolist()))
+    for group in groups:
+        colour = colours[group]
+        for name, rows in (("forward", (vmax == group) & forward), ("return", (vmax == group) & ~forward)):
+            lines[name].append(np.column_stack([v[rows], mean[rows] / scale]))
+            line_colours[name].append(colour)
+            if name == "return" and fit_column:
+                lines["fit"].append(np.column_stack([v[rows], fit[rows] / scale]))
+                line_colours["fit"].append(colour)
+        rows = loop_vmax == group
+        lines["loop"].append(np.column_stack([loop_v[rows], loop_i[rows] / loop_scale]))
+        line_colours["loop"].append(colour)
+    label_groups(traces, lines["forward"], groups, colours, largest_v=True)
+    label_groups(loops, lines["loop"], groups, colours, largest_v=False)
+    for axes, key, style, width in (
+        (traces, "forward", "-", 1.2),
+        (traces, "return", "--", 1.2),
+        (traces, "fit", ":", 1.0),
+        (loops, "loop", "-", 1.0),
+    ):
+        if lines[key]:
+            axes.add_collection(
+                LineCollection(lines[key], colors=line_colours[key], linestyles=style, linewidths=width, alpha=0.6 if key == "fit" else 1.0),
+                autolim=False,  # the limits are set below
+            )
+    raw = peaks.filter(pc.equal(peaks["method"], "raw"))
+    peak_vmax = columns(raw, "v_max_V")[0]
+    for side, marker in (("positive", "^"), ("negative", "v")):
+        x, y = (plottable(a) for a in columns(raw, f"v_max_{side}_V", f"i_max_{side}_A"))
+        if x.size:
+            loops.scatter(x, y / loop_scale, marker=marker, c=[colours.get(g, "grey") for g in peak_vmax], s=30, zorder=3)
+    traces.set_ylabel(f"mean I ({unit})")
+    loops.set_ylabel(f"I fwd − I ret ({loop_unit})")
+    fit_name = fit_column.removeprefix("i_fit_").removesuffix("_A") if fit_column else "no"
+    traces.set_title(f"{chip}: mean per V_max" + (f", fwd —, ret - -, {fit_name} fit ···" if first else ""), loc="left")
+    loops.set_title(f"{chip}: hysteresis per V_max" + (", peaks ▲▼" if first else ""), loc="left")
+    for axes, arrays in ((traces, (mean / scale, fit / scale)), (loops, (loop_i / loop_scale,))):
+        ys = np.concatenate(arrays)
+        ys = ys[np.isfinite(ys)]
+        if ys.size:
+            pad = 0.08 * (ys.max() - ys.min()) or 1.0
+            axes.set_ylim(ys.min() - pad, ys.max() + 2 * pad)  # room atop for the V_max labels
         else:
-            axes.text(0.5, 0.5, "no groups with forward and return sweeps", ha="center", va="center", transform=axes.transAxes)
+            axes.set_ylim(-1.0, 1.0)
+    if not groups:
+        for axes in (traces, loops):
+            axes.text(0.5, 0.5, "no V_max group with forward and return sweeps", ha="center", va="center", transform=axes.transAxes)
 
 
-def xy(x: pa.ChunkedArray, y: pa.ChunkedArray) -> np.ndarray:
-    """A polyline's points; nulls and values that are not plottable are gaps (NaN), as a plotted line shows them."""
-    return np.column_stack([plottable(column.fill_null(np.nan).to_numpy(zero_copy_only=False)) for column in (x, y)])
+def label_groups(axes, lines: list[np.ndarray], groups: list[float], colours: dict[float, tuple], largest_v: bool) -> None:
+    """ "2 V" beside each group's line, in its colour: at the end of its forward trace (largest V), or
+    at its largest |hysteresis|, where that line stands out of the others."""
+    beside = offset_copy(axes.transData, axes.figure, x=4, y=0, units="points")  # one transform: an annotation each cost ~2 ms
+    for line, group in zip(lines, groups):
+        finite = line[np.isfinite(line).all(axis=1)]
+        if finite.size:
+            x, y = finite[int(np.argmax(finite[:, 0] if largest_v else np.abs(finite[:, 1])))]
+            axes.text(x, y, f"{group:g} V", transform=beside, color=colours[group], va="center", fontsize=FONT_PT - 1)
 
 
-def chip_keys(stats: pa.Table) -> list[tuple[object, object]]:
-    keys = stats.select(["chip_group", "chip_number"]).group_by(["chip_group", "chip_number"], use_threads=False).aggregate([])
-    return sorted(((r["chip_group"], r["chip_number"]) for r in keys.to_pylist()), key=lambda k: (str(k[0]), -1 if k[1] is None else k[1]))
+def fit_column_of(stats: pa.Table) -> str | None:
+    fits = [name for name in stats.column_names if name.startswith("i_fit_poly")]
+    return max(fits, key=lambda name: int(name.removeprefix("i_fit_poly").removesuffix("_A")), default=None)
 
 
-def of_chip(table: pa.Table, group: object, number: object) -> pa.Table:
-    def same(column: str, value: object) -> pa.ChunkedArray:
-        return pc.is_null(table[column]) if value is None else pc.fill_null(pc.equal(table[column], value), False)
+class StringRenderer(RendererAgg):
+    """Agg drawing each plain, unrotated string as one bitmap, as matplotlib did up to 3.9, and keeping
+    the bitmaps: 3.11 lays out and draws every glyph in Python (for text shaping the figures' labels
+    do not need), half of a day's drawing time; tick labels, titles and units repeat from day to day.
+    Rotated and math text are left to matplotlib's own path."""
 
-    return table.filter(pc.and_(same("chip_group", group), same("chip_number", number)))
+    def __init__(self, width: float, height: float, dpi: float) -> None:
+        super().__init__(width, height, dpi)
+        self.strings: dict[tuple, tuple[np.ndarray, float, float]] = {}
+
+    def draw_text(self, gc, x, y, s, prop, angle, ismath=False, mtext=None):
+        if ismath or angle:
+            return super().draw_text(gc, x, y, s, prop, angle, ismath, mtext)
+        key = (s, prop, gc.get_antialiased())
+        if (drawn := self.strings.get(key)) is None:
+            font = self._prepare_font(prop)
+            font.set_text(s, 0, flags=get_hinting_flag())
+            font.draw_glyphs_to_bitmap(antialiased=gc.get_antialiased())
+            left, top = font.get_bitmap_offset()
+            drawn = (font.get_image().copy(), left / 64, top / 64 + font.get_descent() / 64)
+            if len(self.strings) > 5000:  # a month's figures hold a few hundred distinct strings
+                self.strings.clear()
+            self.strings[key] = drawn
+        image, dx, dy = drawn
+        self._renderer.draw_text_image(image, round(x + dx), round(y + dy) + 1, 0, gc)
+        return None
+
+
+class DayCanvas(FigureCanvasAgg):
+    """FigureCanvasAgg with the StringRenderer (the same renderer reuse as FigureCanvasAgg's)."""
+
+    def get_renderer(self) -> RendererAgg:
+        key = (*self.get_width_height(physical=True), self.figure.dpi)
+        if self._lastKey != key:
+            self.renderer = StringRenderer(*key)
+            self._lastKey = key
+        return self.renderer
+
+
+class Layout:
+    """A figure of one overview row and `rows` chip rows, all panels on the same voltage range.
+
+    Drawing time goes to matplotlib's layout of text and ticks, so the layout is fixed here once:
+    titles and axis labels at set places (placing them by their neighbours' tick labels cost ~40 %
+    of a day's drawing), the voltage range set on every panel rather than shared (a shared axis
+    re-examines its siblings on every look-up), gridlines instead of tick marks, few ticks."""
+
+    def __init__(self, rows: int) -> None:
+        height = TOP_IN + OVERVIEW_IN + rows * CHIP_ROW_IN + BOTTOM_IN
+        self.figure = Figure(figsize=(WIDTH_IN, height), dpi=DPI)
+        DayCanvas(self.figure)
+        grid = self.figure.add_gridspec(1 + rows, 2, height_ratios=[OVERVIEW_IN] + [CHIP_ROW_IN] * rows)
+        self.figure.subplots_adjust(left=0.08, right=0.985, bottom=BOTTOM_IN / height, top=1 - TOP_IN / height, wspace=0.28, hspace=0.25)
+        self.axes = np.array([[self.figure.add_subplot(grid[r, c]) for c in range(2)] for r in range(1 + rows)])
+        for axes in self.axes.flat:
+            axes.xaxis.set_major_locator(MaxNLocator(nbins=8, steps=[1, 2, 2.5, 5, 10]))
+            axes.yaxis.set_major_locator(MaxNLocator(nbins=5))
+            axes.ticklabel_format(axis="y", useOffset=False, style="plain")
+            axes.tick_params(bottom=False, left=False, labelbottom=False)
+            axes.grid(True, alpha=0.3)
+            axes.yaxis.set_label_coords(-0.13, 0.5)
+        for axes in self.axes[-1]:
+            axes.tick_params(labelbottom=True)
+            axes.set_xlabel("Vsd (V)")
+            axes.xaxis.set_label_coords(0.5, -0.16)
+        overview, magnitude = self.axes[0]
+        overview.set_title("every run, returns dashed", loc="left")
+        magnitude.set_title("every run, |I| on a log scale", loc="left")
+        magnitude.yaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
+        magnitude.yaxis.set_major_formatter(FuncFormatter(lambda decade, _: si_text(10.0**decade)))
 
 
 class DayFigure:
-    """One figure redrawn for every day of a job: building the axes and their ticks costs as much as
-    drawing a day's data, so it is done once per job."""
+    """Draws days into figures reused across the days of a job, one per number of chip rows: building
+    the axes and their ticks costs as much as drawing a day's data, so it is done once per layout."""
 
     def __init__(self) -> None:
-        self.figure = Figure(figsize=(12, 8.5))
-        FigureCanvasAgg(self.figure)
-        self.axes = self.figure.subplots(2, 2)
-        self.figure.subplots_adjust(left=0.07, right=0.98, bottom=0.07, top=0.91, wspace=0.2, hspace=0.32)
-        for axes in self.axes.flat:
-            axes.locator_params(nbins=5)  # tick labels are most of the drawing time
-        (overview, magnitude), (traces, loops) = self.axes
-        overview.set(xlabel="Vsd (V)", ylabel="I (A)", title="every run: I vs Vsd (returns dashed)")
-        magnitude.set(xlabel="Vsd (V)", ylabel="log10 |I| (A)", title="every run: log |I| vs Vsd")
-        traces.set(xlabel="Vsd (V)", ylabel="mean I (A)")
-        loops.set(xlabel="Vsd (V)", ylabel="I forward − I return (A)", title="hysteresis per chip and V_max, raw peaks ▲ max ▼ min")
+        self.layouts: dict[int, Layout] = {}
 
     def draw(self, day: str, points: pa.Table, infos: list[RunInfo], analysis: dict[str, pa.Table]) -> Figure:
-        for axes in self.axes.flat:
+        stats = analysis["iv_stats"]
+        chips = chip_rows(stats)
+        layout = self.layouts.get(max(len(chips), 1)) or self.layouts.setdefault(max(len(chips), 1), Layout(max(len(chips), 1)))
+        for axes in layout.axes.flat:
             for artist in [*axes.lines, *axes.collections, *axes.texts]:
                 artist.remove()
             if axes.get_legend():
                 axes.get_legend().remove()
-            axes.relim()  # forget the previous day's data limits
-            axes.grid(True, alpha=0.3)
-        stats = analysis["iv_stats"]
-        colour = chip_colours(infos, [chip_label(g, n) for g, n in chip_keys(stats)])
-        (overview, magnitude), (traces, loops) = self.axes
+        colour = chip_colours([i.chip for i in infos if i.flag != "not segmented"] + [c for c in chips if c in {i.chip for i in infos}])
+        (overview, magnitude), *rows = layout.axes
         draw_overview(points, infos, colour, overview, magnitude)
-        fits = [name for name in stats.column_names if name.startswith("i_fit_poly")]
-        fit_column = max(fits, key=lambda name: int(name.removeprefix("i_fit_poly").removesuffix("_A")), default=None)
-        draw_analysis(analysis, colour, fit_column, traces, loops)
-        fit_name = fit_column.removeprefix("i_fit_").removesuffix("_A") if fit_column else "no"
-        traces.set_title(f"mean traces per chip and V_max, {fit_name} fit of the return (dotted)")
-        for axes in self.axes.flat:
-            axes.autoscale_view()
-        self.figure.suptitle(f"IV sweeps on {day}: {len(infos)} run{'s' if len(infos) != 1 else ''}")
-        return self.figure
+        for axes in layout.axes.flat:
+            axes.set_xlim(overview.get_xlim())
+        colours, fit_column = vmax_colours(stats), fit_column_of(stats)
+        for k, (traces, loops) in enumerate(rows):
+            if chips:
+                draw_chip_row(chips[k], analysis, colours, fit_column, traces, loops, first=k == 0)
+                traces.title.set_color(colour.get(chips[k], "black"))
+                loops.title.set_color(colour.get(chips[k], "black"))
+            else:
+                traces.set_title("mean per chip and V_max", loc="left", color="black")
+                loops.set_title("hysteresis per chip and V_max", loc="left", color="black")
+                for axes in (traces, loops):
+                    axes.text(0.5, 0.5, "no V_max group with forward and return sweeps", ha="center", va="center", transform=axes.transAxes)
+        n, drawn = len(infos), [i for i in infos if i.flag != "not segmented"]
+        numbered = {i.chip for i in drawn if NO_CHIP_NUMBER not in i.chip}
+        chipless = sum(NO_CHIP_NUMBER in i.chip for i in drawn)
+        not_drawn = n - len(drawn)
+        layout.figure.suptitle(
+            f"IV sweeps on {day}: {n} run{'s' if n != 1 else ''}"
+            + (f" on {len(numbered)} chip{'s' if len(numbered) != 1 else ''}" if numbered else "")
+            + (f", {chipless} without chip number" if chipless else "")
+            + (f", {not_drawn} not segmented (not drawn)" if not_drawn else ""),
+            y=1 - 0.12 / layout.figure.get_figheight(), va="top",
+        )  # fmt: skip
+        return layout.figure
 
 
 def save_png(figure: Figure, path: Path) -> Written:
@@ -348,35 +607,43 @@ def link_or_copy(source: Path, target: Path) -> Path:
 
 
 def plot_month(
-    points_files: list[Path], segment_manifests: list[Path], analysis_manifest: Path, figure_dir: Path, runs_dir: Path, drawn_dir: Path
+    points_files: list[Path],
+    segment_manifests: list[Path],
+    analysis_manifest: Path,
+    figure_dir: Path,
+    runs_dir: Path,
+    drawn_dir: Path,
+    timezone: str = "UTC",
 ) -> list[Path]:
     """A figure and a runs table for every day of the month that has IV runs.
 
     Each day is drawn into `drawn_dir` with a reuse record of what it was drawn from, then linked into
     the job's declared folders (which Snakemake empties before the job). A day whose inputs and code
-    are unchanged is linked, not redrawn: one edited raw file redraws one day (~0.6 s), not a month."""
+    are unchanged is linked, not redrawn: one edited raw file redraws one day (~0.25 s), not a month.
+    Start times in the runs table are given in `timezone`, the lab's."""
+    zone = ZoneInfo(timezone)
     runs = pa.concat_tables([read_parquet(path).cast(SEGMENT_MANIFEST) for path in segment_manifests]) if segment_manifests else None
     tables_of: dict[str, list[dict]] = defaultdict(list)  # day -> its analysis tables (kind, output)
     for row in read_parquet(analysis_manifest).to_pylist():
         tables_of[row["date"]].append(row)
     points_of, runs_of = points_by_day(points_files), points_by_day(segment_manifests)
-    canvas: DayFigure | None = None  # built on the first day that is drawn: its axes cost ~0.1 s
+    canvas: DayFigure | None = None  # built on the first day that is drawn: its axes cost ~0.1 s a layout
     days = sorted(set(runs["date"].to_pylist()) if runs is not None else ())
     written, redrawn = [], 0
     for day in days:
         record = drawn_dir / f"date={day}.json"
         inputs = [*points_of.get(day, []), *runs_of.get(day, []), *(Path(row["output"]) for row in tables_of[day])]
-        record_key = reuse.key("day figure", day, *(f"{path}:{reuse.content_id(path)}" for path in inputs))
+        record_key = reuse.key("day figure", day, timezone, *(f"{path}:{reuse.content_id(path)}" for path in inputs))
         figure, table = drawn_dir / f"date={day}.png", drawn_dir / f"date={day}.csv"
         if not reuse.load(record, record_key):
-            day_runs = runs.filter(pc.equal(runs["date"], day)).sort_by("source_file")
+            day_runs = runs.filter(pc.equal(runs["date"], day))
             points = read_points(points_of.get(day, []), with_segments=True)
-            tables = {row["kind"]: read_parquet(row["output"]) for row in tables_of[day]}
+            tables = {row["kind"]: read_parquet(row["output"], DRAWN_COLUMNS[row["kind"]]) for row in tables_of[day] if row["kind"] in DRAWN_COLUMNS}
             if not tables:
-                tables = {kind: output_schema(kind, AnalysisSettings()).empty_table() for kind in KINDS}
+                tables = {kind: output_schema(kind, AnalysisSettings()).empty_table() for kind in DRAWN_COLUMNS}
             infos = run_infos(points, day_runs)
             canvas = canvas or DayFigure()
-            drawn = [save_png(canvas.draw(day, points, infos, tables), figure), write_bytes_atomic(csv_bytes(runs_table(infos)), table)]
+            drawn = [save_png(canvas.draw(day, points, infos, tables), figure), write_bytes_atomic(csv_bytes(runs_table(infos, zone)), table)]
             reuse.save(record, record_key, {}, drawn)
             redrawn += 1
         written += [link_or_copy(figure, figure_dir / figure.name), link_or_copy(table, runs_dir / table.name)]
@@ -402,9 +669,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--figure-dir", type=Path, required=True)
     parser.add_argument("--runs-dir", type=Path, required=True)
     parser.add_argument("--drawn-dir", type=Path, required=True, help="where each day is drawn and kept while its inputs are unchanged")
+    parser.add_argument("--timezone", default="UTC", help="the lab's timezone, for the runs' start times")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    plot_month(args.points, args.segment_manifests, args.analysis_manifest, args.figure_dir, args.runs_dir, args.drawn_dir)
+    plot_month(args.points, args.segment_manifests, args.analysis_manifest, args.figure_dir, args.runs_dir, args.drawn_dir, args.timezone)
 
 
 if __name__ == "__main__":

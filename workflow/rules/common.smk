@@ -252,7 +252,7 @@ def shared_args():
     """{rule: arguments} of the rules whose jobs all take the same arguments (one file per rule)."""
     return {
         "analyse_month": analysis_args(),
-        "iv_figures": [],
+        "iv_figures": ["--timezone", config["timezone"]],
         "manifests": manifests_args(),
     }
 
