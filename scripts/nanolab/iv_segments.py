@@ -46,6 +46,7 @@ MANIFEST_SCHEMA = pa.schema(
     ]
 )
 SEGMENT_RUN_COLUMNS = tuple(name for name in RUN_COLUMNS if name not in PARTITION_KEYS)
+POINT_COLUMNS = ("chip_group", "chip_number", "i_A")  # read with the voltage column for the `_points` file
 # A batch's segmented IV rows in one file, `_points/date=<d>/batch=<b>.parquet`: what the analysis and
 # the figures read (one file per batch instead of ~4 per run: 500 files a day cost ~0.25 s to open).
 POINTS_SCHEMA = pa.schema(
@@ -132,12 +133,15 @@ class StagedColumns:
         return self.parquet.read(columns=names, use_threads=False).replace_schema_metadata(None)
 
 
-def run_points(run_id: str, segments: list[pa.Table], voltage_column: str) -> pa.Table:
-    """A run's segment rows in the `_points` layout (the swept voltage as vsd_V, null current if none)."""
+def run_points(run_id: str, run: pa.Table, segments: list[Segment], voltage_column: str) -> pa.Table:
+    """A run's segment rows in the `_points` layout (the swept voltage as vsd_V, null current if none),
+    from the run's columns and its segments: the same for a run segmented now or kept from before."""
     if not segments:
         return POINTS_SCHEMA.empty_table()
-    rows = pa.concat_tables(segments, promote_options="permissive")
+    run = run.select([name for name in run.column_names if name in {voltage_column, *POINT_COLUMNS}])
+    rows = pa.concat_tables([run.slice(s.start, s.stop - s.start) for s in segments])
     n = rows.num_rows
+    of_segment = np.repeat(np.arange(len(segments)), [s.stop - s.start for s in segments])
 
     def column(name: str, type_: pa.DataType) -> pa.ChunkedArray | pa.Array:
         return rows[name] if name in rows.column_names else pa.nulls(n, type_)
@@ -146,8 +150,8 @@ def run_points(run_id: str, segments: list[pa.Table], voltage_column: str) -> pa
         constant_column(run_id, pa.string(), n),
         column("chip_group", pa.string()),
         column("chip_number", pa.int64()),
-        rows["segment_id"],
-        rows["segment_type"],
+        pa.array(np.array([s.segment_id for s in segments], dtype=np.int64)[of_segment]),
+        pa.array([s.segment_type for s in segments], pa.string()).take(of_segment),
         rows[voltage_column],
         column("i_A", pa.float64()),
     ]
@@ -178,8 +182,8 @@ def segment_run(
 
     `run` is the staged table when the caller still holds it, `staged_bytes` the staged file's bytes
     when the caller read them (otherwise the file is read, once), `staged_crc` the CRC-32 of that file
-    when the caller knows it. The run's rows are appended to `points` when it is given. Segment files already on disk from the
-    same staged bytes with the same segments are kept."""
+    when the caller knows it. The run's rows are appended to `points` when it is given. Segment files
+    already on disk from the same staged bytes with the same segments are kept."""
     row: dict[str, object] = {key: staged[key] for key in ("run_id", "date", "source_file")}
     row["status"] = "reject"
     run_folder = settings.out_root / SEGMENT_DATASET / "proc=IV" / f"date={staged['date']}" / f"run_id={staged['run_id']}"
@@ -194,20 +198,18 @@ def segment_run(
         row["rows"] = source.rows
         if settings.voltage_column not in source.names:
             raise ValueError(f"no voltage column {settings.voltage_column!r} in the staged run")
-        voltage = pc.fill_null(source.read([settings.voltage_column])[0], np.nan).to_numpy()
+        narrow = source.read([name for name in source.names if name in {settings.voltage_column, *POINT_COLUMNS}])
+        voltage = pc.fill_null(narrow[settings.voltage_column], np.nan).to_numpy()
         segments = find_segments(voltage, settings.dv_threshold, settings.min_segment_points)
         record, record_key = run_folder / RECORD, segments_key(f"{staged['output_bytes']}:{crc}", segments)
         if segments and (saved := reuse.load(record, record_key)):
             if points is not None:
-                wanted = {"chip_group", "chip_number", settings.voltage_column, "i_A"}
-                narrow = source.read([name for name in source.names if name in wanted])
-                points.append(run_points(str(staged["run_id"]), [segment_table(narrow, s) for s in segments], settings.voltage_column))
+                points.append(run_points(str(staged["run_id"]), narrow, segments, settings.voltage_column))
             return SegmentedRun(saved.row, reused=True)
         columns = source.read(source.names)
-        tables = [segment_table(columns, s) for s in segments]
-        written = replace_run_segments(run_folder, tables)
+        written = replace_run_segments(run_folder, [segment_table(columns, s) for s in segments])
         if points is not None:
-            points.append(run_points(str(staged["run_id"]), tables, settings.voltage_column))
+            points.append(run_points(str(staged["run_id"]), narrow, segments, settings.voltage_column))
         row.update(
             status="ok" if segments else "no_segments",
             reason=None if segments else f"no segment of at least {settings.min_segment_points} points",
