@@ -158,10 +158,11 @@ def run_points(run_id: str, run: pa.Table, segments: list[Segment], voltage_colu
     return pa.table(columns, names=POINTS_SCHEMA.names).cast(POINTS_SCHEMA)
 
 
-def segments_key(staged_id: str, segments: list[Segment]) -> str:
-    """What decides a run's segment files: the staged file's bytes and the segments found in them, not the
-    settings that found them (a changed setting that finds the same segments rewrites nothing)."""
-    return reuse.key(staged_id, repr(segments))
+def segments_key(run_folder: Path, staged_id: str, segments: list[Segment]) -> str:
+    """What decides a run's segment files and manifest row: where they are, the staged file's bytes and
+    the segments found in them, not the settings that found them (a changed setting that finds the same
+    segments rewrites nothing)."""
+    return reuse.key(str(run_folder), staged_id, repr(segments))
 
 
 @dataclass(frozen=True)
@@ -201,7 +202,7 @@ def segment_run(
         narrow = source.read([name for name in source.names if name in {settings.voltage_column, *POINT_COLUMNS}])
         voltage = pc.fill_null(narrow[settings.voltage_column], np.nan).to_numpy()
         segments = find_segments(voltage, settings.dv_threshold, settings.min_segment_points)
-        record, record_key = run_folder / RECORD, segments_key(f"{staged['output_bytes']}:{crc}", segments)
+        record, record_key = run_folder / RECORD, segments_key(run_folder, f"{staged['output_bytes']}:{crc}", segments)
         if segments and (saved := reuse.load(record, record_key)):
             if points is not None:
                 points.append(run_points(str(staged["run_id"]), narrow, segments, settings.voltage_column))
