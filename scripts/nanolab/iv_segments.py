@@ -7,7 +7,6 @@ and the segment columns; the header parameters stay in the staged file only (eac
 
 from __future__ import annotations
 
-import functools
 import json
 import shutil
 import zlib
@@ -69,11 +68,6 @@ class SegmentSettings:
     dv_threshold: float
     min_segment_points: int
 
-    @functools.cached_property
-    def fingerprint(self) -> str:
-        """What, besides the staged file's bytes, decides a run's segments."""
-        return repr(self)
-
 
 def segment_table(run: pa.Table, segment: Segment) -> pa.Table:
     """The run's rows of one segment plus the columns that say which segment they are."""
@@ -109,11 +103,6 @@ def segment_column_names(staged: pa.Schema) -> list[str]:
     if data is None:  # staged by an older version: everything before the run columns is data
         data = staged.names[: staged.names.index(SEGMENT_RUN_COLUMNS[0])]
     return [*data, *(name for name in SEGMENT_RUN_COLUMNS if name not in data)]
-
-
-def segment_columns(run: pa.Table) -> pa.Table:
-    """The staged table in memory cut to the segment files' columns, without the raw header."""
-    return run.select(segment_column_names(run.schema)).replace_schema_metadata(None)
 
 
 class StagedColumns:
