@@ -109,29 +109,26 @@ def test_a_rerun_reuses_every_whole_output(tree, tmp_path):
     assert again[2].equals(first[2]) and first[2].num_rows == sum(sum(p) for p in first[1]["segment_points"].to_pylist())
 
 
-def test_a_truncated_staged_file_is_restaged(tree, tmp_path):
-    files, settings = tree
-    staged, segmented, _ = process_batch(files, *settings(tmp_path / "out"))
-    row = next(r for r in staged.to_pylist() if r["status"] == "ok" and r["proc"] == "IV")
-    output = Path(row["output"])
-    whole = output.read_bytes()
-    output.write_bytes(whole[:100])
-    again_staged, again_segmented, _ = process_batch(files, *settings(tmp_path / "out"))
-    assert output.read_bytes() == whole  # staged again from the raw file, not trusted from the record
-    assert again_staged.equals(staged) and again_segmented.equals(segmented)
+def truncated(data: bytes) -> bytes:
+    return data[:100]
 
 
-def test_a_staged_file_with_one_byte_changed_is_restaged(tree, tmp_path):
-    """Same size, other bytes: the CRC of the bytes read for segmentation catches it."""
+def one_byte_flipped(data: bytes) -> bytes:
+    """Same size, other bytes: only the CRC of the bytes read for segmentation tells."""
+    middle = len(data) // 2
+    return data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1 :]
+
+
+@pytest.mark.parametrize("damage", [truncated, one_byte_flipped])
+def test_a_damaged_staged_file_is_restaged(tree, tmp_path, damage):
     files, settings = tree
     staged, segmented, points = process_batch(files, *settings(tmp_path / "out"))
     row = next(r for r in staged.to_pylist() if r["status"] == "ok" and r["proc"] == "IV")
     output = Path(row["output"])
     whole = output.read_bytes()
-    middle = len(whole) // 2
-    output.write_bytes(whole[:middle] + bytes([whole[middle] ^ 0xFF]) + whole[middle + 1 :])
+    output.write_bytes(damage(whole))
     again = process_batch(files, *settings(tmp_path / "out"))
-    assert output.read_bytes() == whole
+    assert output.read_bytes() == whole  # staged again from the raw file, not trusted from the record
     assert again[0].equals(staged) and again[1].equals(segmented) and again[2].equals(points)
 
 
