@@ -20,6 +20,7 @@ Figure per day costs more), plus matplotlib's import in each of 2 jobs (one per 
 from __future__ import annotations
 
 import argparse
+import json
 import resource
 import statistics
 import subprocess
@@ -138,6 +139,7 @@ def main() -> None:
     parser.add_argument("--raw", type=Path, default=REPO / "bench" / "work" / "raw-lab-x1")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "work" / f"floor-{time.strftime('%Y%m%dT%H%M%S')}")
     parser.add_argument("--snakemake-own-cpu-s", type=float, default=2.9, help="snakemake's own CPU for a full run (make bench prints it)")
+    parser.add_argument("--json", type=Path, help="also write the floor's figures here (bench/run.py reads them)")
     args = parser.parse_args()
     files = sorted(args.raw.rglob("*.csv"))
     days = len({path.parent for path in files})
@@ -162,6 +164,9 @@ def main() -> None:
     figures = 2 * imported + days * per_day
     print(f"figures floor: 2 jobs x {imported:.2f} CPU-s matplotlib import + {days} empty four-panel PNGs x {per_day:.3f} CPU-s"
           f" = {figures:.1f} CPU-s; wall on 2 cores >= {figures / 2:.1f} s")  # fmt: skip
+    if args.json:
+        figures_of = {"work_cpu_s": work, "orchestration_cpu_s": orchestration, "cpu_s": total, "wall_bound_s": total / 2, "figures_cpu_s": figures}
+        args.json.write_text(json.dumps(figures_of | {"files": len(files), "days": days, "ms_per_file": per_file}))
     print(f"(written to {args.out}; delete it when done, not right before timing anything)")
 
 

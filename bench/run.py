@@ -8,7 +8,8 @@
 Prints a table (wall, CPU of everything, CPU per raw file, CPU and peak RSS of the snakemake process itself,
 jobs), the full run's split between work (the in-process baseline's CPU on the same data) and orchestration
 (the rest), and writes it as JSON to bench/results/. Machines are noisy: each figure is the median of --repeat
-runs; CPU seconds are less sensitive to other load than wall time.
+runs; CPU seconds are less sensitive to other load than wall time. Last, `bench/floor.py` on the same tree and
+the performance issue's budgets, each a ratio of two figures of this run, beside its target.
 
 Trees of earlier runs are moved aside and deleted only after the last measurement: on ext4 without a
 journal (this machine's disk), creating a file or folder near tens of thousands of just-deleted ones scans
@@ -212,6 +213,10 @@ def add_new_day(raw: Path, seed: int) -> None:
     assert len(paths) == 50 and (raw / "2099-01-01").is_dir()
 
 
+SEGMENTATION_CHANGED = ["--config", "segmentation={dv_threshold: 0.002}"]  # the performance issue's case
+ANALYSIS_CHANGED = ["--config", "analysis={poly_orders: [1, 3, 5]}"]
+
+
 def run_once(cores: int, raw: Path, work: Path, seed: int) -> list[Measurement]:
     measurements = []
     set_aside(work / "baseline")
@@ -219,6 +224,9 @@ def run_once(cores: int, raw: Path, work: Path, seed: int) -> list[Measurement]:
     wd = fresh_workdir(work / "snakemake", raw)
     measurements.append(timed("dag build (-n, empty results)", snakemake(cores, "-n"), wd))
     measurements.append(timed("full run", snakemake(cores), wd))
+    for case, override in (("segmentation setting changed", SEGMENTATION_CHANGED), ("analysis setting changed", ANALYSIS_CHANGED)):
+        measurements.append(timed(case, snakemake(cores, *override), wd))
+        timed("back to config.yaml (not reported)", snakemake(cores), wd)
     measurements.append(median_of("no-op rerun", snakemake(cores), wd, NO_OP_RUNS))
     trivial = trivial_workdir(work)
     measurements.append(median_of("no-op, one-rule Snakefile", [sys.executable, "-m", "snakemake", "--cores", str(cores)], trivial, NO_OP_RUNS))
@@ -232,6 +240,34 @@ def run_once(cores: int, raw: Path, work: Path, seed: int) -> list[Measurement]:
     measurements.append(timed("one value edited, figures on", snakemake(cores), wd))
     shutil.rmtree(raw / "2099-01-01")
     return measurements
+
+
+def floor_of(raw: Path, work: Path, snakemake_own_cpu_s: float) -> dict:
+    """bench/floor.py on the same tree, in the same bench run: the budgets' reference."""
+    out, figures = work / "floor", work / "floor.json"
+    set_aside(out)
+    command = [sys.executable, str(REPO / "bench" / "floor.py"), "--raw", str(raw), "--out", str(out), "--json", str(figures)]
+    subprocess.run([*command, "--snakemake-own-cpu-s", f"{snakemake_own_cpu_s:.2f}"], env=tool_env(), check=True)
+    set_aside(out)
+    return json.loads(figures.read_text())
+
+
+def budgets(by_case: dict[str, Measurement], floor: dict) -> list[tuple[str, float, float]]:
+    """The performance issue's ratios, each (what, measured, target); all from this one bench run."""
+    full, one_rule = by_case["full run"], by_case["no-op, one-rule Snakefile"].wall_s
+    ratios = [
+        ("full run CPU / floor CPU", full.cpu_s / floor["cpu_s"], 1.4),
+        ("full run wall / floor wall bound", full.wall_s / floor["wall_bound_s"], 1.5),
+        ("segmentation setting changed / full run (wall)", by_case["segmentation setting changed"].wall_s / full.wall_s, 0.5),
+        ("all figures / full run (wall)", by_case["figures switched on (all days)"].wall_s / full.wall_s, 0.15),
+        ("analysis setting changed / full run (wall)", by_case["analysis setting changed"].wall_s / full.wall_s, 0.1),
+        ("no-op / one-rule no-op", by_case["no-op rerun"].wall_s / one_rule, 1.6),
+        ("one raw file edited / one-rule no-op", by_case["one raw file edited"].wall_s / one_rule, 4),
+        ("new day of 50 files / one-rule no-op", by_case["new day of 50 files"].wall_s / one_rule, 4),
+        ("-n on empty results / one-rule no-op", by_case["dag build (-n, empty results)"].wall_s / one_rule, 3),
+    ]
+    peak = max(m.peak_rss_mb or 0 for m in by_case.values())
+    return [*ratios, ("snakemake peak RSS, MB", peak, 300)]
 
 
 def main() -> None:
@@ -249,6 +285,8 @@ def main() -> None:
     files, raw_bytes = generate(raw, args.scale, args.small, args.seed)
     empty_trash(args.work, settle_s=15)  # left by an interrupted bench
     runs = [run_once(args.cores, raw, args.work, args.seed) for _ in range(args.repeat)]
+    floors = [floor_of(raw, args.work, next(m.own_cpu_s for m in r if m.case == "full run") or 0) for r in runs]
+    floor = {key: statistics.median(f[key] for f in floors) for key in ("cpu_s", "wall_bound_s", "work_cpu_s", "orchestration_cpu_s")}
     table = [
         Measurement(
             case=runs[0][i].case,
@@ -275,11 +313,16 @@ def main() -> None:
     print(f"full run CPU {full.cpu_s:.1f} s = work {base.cpu_s:.1f} s (in-process baseline, {1000 * base.cpu_s / files:.2f} ms/file)"
           f" + orchestration {orchestration:.1f} s ({100 * orchestration / full.cpu_s:.0f} %: job start-ups, snakemake's own"
           f" {full.own_cpu_s or 0:.1f} s)")  # fmt: skip
+    print(f"\nbudgets (performance issue), the floor {floor['cpu_s']:.1f} CPU-s, >= {floor['wall_bound_s']:.1f} s wall:")
+    table_of_budgets = budgets(by_case, floor)
+    for what, measured, target in table_of_budgets:
+        print(f"  {what:50} {measured:7.2f}  target <= {target:g}  {'ok' if measured <= target else 'NOT MET'}")
     out = REPO / "bench" / "results"
     out.mkdir(exist_ok=True)
     report = {"files": files, "raw_bytes": raw_bytes, "cores": args.cores, "repeat": args.repeat, "small": args.small, "scale": args.scale,
               "ratio_full_over_baseline": ratio, "work_cpu_s": base.cpu_s, "orchestration_cpu_s": orchestration,
-              "measurements": [asdict(m) for m in table]}  # fmt: skip
+              "measurements": [asdict(m) for m in table], "floor": floor,
+              "budgets": [{"what": w, "measured": m, "target": t} for w, m, t in table_of_budgets]}  # fmt: skip
     path = out / f"bench-{name}-{time.strftime('%Y%m%dT%H%M%S')}.json"
     path.write_text(json.dumps(report, indent=2))
     print(f"written {path}")

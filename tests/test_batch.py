@@ -3,6 +3,7 @@ the sizes the batch manifests record, and reuse records that are trusted only wh
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -108,16 +109,40 @@ def test_a_rerun_reuses_every_whole_output(tree, tmp_path):
     assert again[2].equals(first[2]) and first[2].num_rows == sum(sum(p) for p in first[1]["segment_points"].to_pylist())
 
 
-def test_a_truncated_staged_file_is_restaged(tree, tmp_path):
+def truncated(data: bytes) -> bytes:
+    return data[:100]
+
+
+def one_byte_flipped(data: bytes) -> bytes:
+    """Same size, other bytes: only the CRC of the bytes read for segmentation tells."""
+    middle = len(data) // 2
+    return data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1 :]
+
+
+@pytest.mark.parametrize("damage", [truncated, one_byte_flipped])
+def test_a_damaged_staged_file_is_restaged(tree, tmp_path, damage):
     files, settings = tree
-    staged, segmented, _ = process_batch(files, *settings(tmp_path / "out"))
+    staged, segmented, points = process_batch(files, *settings(tmp_path / "out"))
     row = next(r for r in staged.to_pylist() if r["status"] == "ok" and r["proc"] == "IV")
     output = Path(row["output"])
     whole = output.read_bytes()
-    output.write_bytes(whole[:100])
-    again_staged, again_segmented, _ = process_batch(files, *settings(tmp_path / "out"))
+    output.write_bytes(damage(whole))
+    again = process_batch(files, *settings(tmp_path / "out"))
     assert output.read_bytes() == whole  # staged again from the raw file, not trusted from the record
-    assert again_staged.equals(staged) and again_segmented.equals(segmented)
+    assert again[0].equals(staged) and again[1].equals(segmented) and again[2].equals(points)
+
+
+def test_a_setting_that_finds_the_same_segments_rewrites_nothing(tree, tmp_path, caplog):
+    files, settings = tree
+    staged, segmented, points = process_batch(files, *settings(tmp_path / "out"))
+    before = mtimes(tmp_path / "out")
+    staging, segmentation = settings(tmp_path / "out")
+    with caplog.at_level("INFO", logger="nanolab.batch"):
+        again = process_batch(files, staging, dataclasses.replace(segmentation, dv_threshold=2e-3))
+    assert mtimes(tmp_path / "out") == before
+    assert again[0].equals(staged) and again[1].equals(segmented) and again[2].equals(points)
+    ok, runs = sum(s == "ok" for s in staged["status"].to_pylist()), segmented.num_rows
+    assert f"reused: {ok} of {ok} staged files, the segment files of {runs} of {runs} IV runs" in caplog.text
 
 
 @pytest.mark.parametrize("damage", ["truncate", "delete"])

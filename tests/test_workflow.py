@@ -216,19 +216,59 @@ def test_a_new_day_runs_only_that_day(workdir):
     assert stage_manifest(workdir).num_rows == 14 and segment_manifest(workdir).num_rows == 8
 
 
+def snapshot(root: Path) -> dict[Path, tuple[int, bytes]]:
+    return {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in root.rglob("*") if p.is_file()}
+
+
+REUSED = re.compile(r"reused: (\d+) of (\d+) staged files, the segment files of (\d+) of (\d+) IV runs")
+
+
+def reuse_counts(wd: Workdir) -> list[tuple[int, ...]]:
+    """Per batch job's log: (staged files reused, staged files, IV runs whose segments were reused, IV runs)."""
+    return [tuple(map(int, REUSED.search(log.read_text()).groups())) for log in sorted((wd.path / "logs/stage").rglob("*.log"))]
+
+
+def test_a_segmentation_setting_that_finds_the_same_segments_repeats_no_staging_and_rewrites_no_segment(workdir):
+    """The performance issue's case: no staged file rewritten or parsed from its CSV again, the staged
+    bytes read once, and segment files whose segments did not change are kept."""
+    workdir.snakemake()
+    staged = snapshot(workdir.results / "02_stage/raw_measurements")
+    segments = snapshot(workdir.results / "03_intermediate/iv_segments")
+    manifest = segment_manifest(workdir)
+    workdir.write_config(segmentation={"dv_threshold": 0.002})  # the sweeps' 0.05 V steps: the same segments
+    assert workdir.planned_jobs() == {"stage_batch": 3, "analyse_month": 1, "iv_figures": 1, **ALWAYS}
+    workdir.snakemake()
+    assert snapshot(workdir.results / "02_stage/raw_measurements") == staged
+    assert snapshot(workdir.results / "03_intermediate/iv_segments") == segments
+    assert segment_manifest(workdir).equals(manifest)
+    counts = reuse_counts(workdir)
+    assert len(counts) == 3 and all(files == staged_files and runs == iv_runs for files, staged_files, runs, iv_runs in counts)
+    assert sum(c[0] for c in counts) == stage_manifest(workdir).filter(pc.equal(stage_manifest(workdir)["status"], "ok")).num_rows
+    assert workdir.planned_jobs() == {}
+
+
 def test_changing_a_segmentation_setting_resegments_without_restaging(workdir):
     workdir.snakemake()
     staged = workdir.results / "02_stage/raw_measurements"
-    staged_before = {p: p.stat().st_mtime_ns for p in staged.rglob("*") if p.is_file()}
-    segments_before = {p: p.stat().st_mtime_ns for p in (workdir.results / "03_intermediate/iv_segments").rglob("*.parquet")}
+    staged_before = snapshot(staged)
+    segments_before = snapshot(workdir.results / "03_intermediate/iv_segments")
     workdir.write_config(segmentation={"min_segment_points": 15})  # drops the aborted sweep's 10-point segment
     assert workdir.planned_jobs() == {"stage_batch": 3, "analyse_month": 1, "iv_figures": 1, **ALWAYS}
     workdir.snakemake()
     # every staged file and reuse record is untouched: the staging half of each job reused them all
-    assert {p: p.stat().st_mtime_ns for p in staged.rglob("*") if p.is_file()} == staged_before
-    assert all(p.stat().st_mtime_ns != mtime for p, mtime in segments_before.items() if p.exists())
+    assert snapshot(staged) == staged_before
+    assert all(files == staged_files for files, staged_files, _, _ in reuse_counts(workdir))
     counts = dict(zip(segment_manifest(workdir)["source_file"].to_pylist(), segment_manifest(workdir)["n_segments"].to_pylist()))
     assert counts == {**workdir.expected_segments, "2025-09-11/IV2025-09-11_2.csv": 2}
+    # the aborted run's segments were redone (its third segment is gone); every other run's are kept
+    aborted = workdir.path / next(r["output"] for r in segment_manifest(workdir).to_pylist() if r["source_file"] == "2025-09-11/IV2025-09-11_2.csv")
+    segments_after = snapshot(workdir.results / "03_intermediate/iv_segments")
+    assert not (aborted / "segment=2").exists() and (aborted / "segment=2/part-000.parquet") in segments_before
+    for path, before in segments_before.items():
+        if aborted in path.parents:
+            assert path not in segments_after or segments_after[path][0] != before[0]
+        else:
+            assert segments_after[path] == before
     assert workdir.planned_jobs() == {}
 
 

@@ -7,9 +7,9 @@ and the segment columns; the header parameters stay in the staged file only (eac
 
 from __future__ import annotations
 
-import functools
 import json
 import shutil
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from . import reuse
-from .atomic import Written, file_crc
+from .atomic import Written
 from .io import write_parquet
 from .segment import SEGMENT_TYPES, Segment, find_segments
 from .stage import DATA_COLUMNS_KEY, PARTITION_KEYS, RUN_COLUMNS, StagedRun, constant_column, is_disk_full
@@ -46,6 +46,7 @@ MANIFEST_SCHEMA = pa.schema(
     ]
 )
 SEGMENT_RUN_COLUMNS = tuple(name for name in RUN_COLUMNS if name not in PARTITION_KEYS)
+POINT_COLUMNS = ("chip_group", "chip_number", "i_A")  # read with the voltage column for the `_points` file
 # A batch's segmented IV rows in one file, `_points/date=<d>/batch=<b>.parquet`: what the analysis and
 # the figures read (one file per batch instead of ~4 per run: 500 files a day cost ~0.25 s to open).
 POINTS_SCHEMA = pa.schema(
@@ -67,11 +68,6 @@ class SegmentSettings:
     voltage_column: str
     dv_threshold: float
     min_segment_points: int
-
-    @functools.cached_property
-    def fingerprint(self) -> str:
-        """What, besides the staged file's bytes, decides a run's segments."""
-        return repr(self)
 
 
 def segment_table(run: pa.Table, segment: Segment) -> pa.Table:
@@ -110,24 +106,32 @@ def segment_column_names(staged: pa.Schema) -> list[str]:
     return [*data, *(name for name in SEGMENT_RUN_COLUMNS if name not in data)]
 
 
-def segment_columns(run: pa.Table) -> pa.Table:
-    """The staged table in memory cut to the segment files' columns, without the raw header."""
-    return run.select(segment_column_names(run.schema)).replace_schema_metadata(None)
+class StagedColumns:
+    """A staged run's columns, read only as segmentation asks for them: from the table still in memory
+    after staging, or parsed from the staged file's bytes (read once, and their CRC is the run's identity)."""
+
+    def __init__(self, table: pa.Table | None, data: bytes | None) -> None:
+        self.table = table
+        self.parquet = None if table is not None else pq.ParquetFile(pa.BufferReader(data))
+        self.schema = table.schema if table is not None else self.parquet.schema_arrow
+        self.names = segment_column_names(self.schema)
+        self.rows = table.num_rows if table is not None else self.parquet.metadata.num_rows
+
+    def read(self, names: list[str]) -> pa.Table:
+        if self.table is not None:
+            return self.table.select(names).replace_schema_metadata(None)
+        return self.parquet.read(columns=names, use_threads=False).replace_schema_metadata(None)
 
 
-def read_staged(path: Path) -> pa.Table:
-    """The staged file's data and run columns only (the parameters are not read)."""
-    with pq.ParquetFile(path) as parquet:
-        names = segment_column_names(parquet.schema_arrow)
-        return parquet.read(columns=names, use_threads=False).replace_schema_metadata(None)
-
-
-def run_points(run_id: str, segments: list[pa.Table], voltage_column: str) -> pa.Table:
-    """A run's segment rows in the `_points` layout (the swept voltage as vsd_V, null current if none)."""
+def run_points(run_id: str, run: pa.Table, segments: list[Segment], voltage_column: str) -> pa.Table:
+    """A run's segment rows in the `_points` layout (the swept voltage as vsd_V, null current if none),
+    from the run's columns and its segments: the same for a run segmented now or kept from before."""
     if not segments:
         return POINTS_SCHEMA.empty_table()
-    rows = pa.concat_tables(segments, promote_options="permissive")
+    run = run.select([name for name in run.column_names if name in {voltage_column, *POINT_COLUMNS}])
+    rows = pa.concat_tables([run.slice(s.start, s.stop - s.start) for s in segments])
     n = rows.num_rows
+    of_segment = np.repeat(np.arange(len(segments)), [s.stop - s.start for s in segments])
 
     def column(name: str, type_: pa.DataType) -> pa.ChunkedArray | pa.Array:
         return rows[name] if name in rows.column_names else pa.nulls(n, type_)
@@ -136,23 +140,25 @@ def run_points(run_id: str, segments: list[pa.Table], voltage_column: str) -> pa
         constant_column(run_id, pa.string(), n),
         column("chip_group", pa.string()),
         column("chip_number", pa.int64()),
-        rows["segment_id"],
-        rows["segment_type"],
+        pa.array(np.array([s.segment_id for s in segments], dtype=np.int64)[of_segment]),
+        pa.array([s.segment_type for s in segments], pa.string()).take(of_segment),
         rows[voltage_column],
         column("i_A", pa.float64()),
     ]
     return pa.table(columns, names=POINTS_SCHEMA.names).cast(POINTS_SCHEMA)
 
 
-def read_segments(written: list[Written]) -> list[pa.Table]:
-    """Segment files written before (a reused run), for its points."""
-    columns = ["chip_group", "chip_number", "segment_id", "segment_type", "vsd_V", "i_A"]
-    tables = []
-    for output in written:
-        with pq.ParquetFile(output.path) as parquet:
-            present = [name for name in parquet.schema_arrow.names if name in columns or name not in SEGMENT_RUN_COLUMNS]
-            tables.append(parquet.read(columns=present, use_threads=False))
-    return tables
+def segments_key(run_folder: Path, staged_id: str, segments: list[Segment]) -> str:
+    """What decides a run's segment files and manifest row: where they are, the staged file's bytes and
+    the segments found in them, not the settings that found them (a changed setting that finds the same
+    segments rewrites nothing)."""
+    return reuse.key(str(run_folder), staged_id, repr(segments))
+
+
+@dataclass(frozen=True)
+class SegmentedRun:
+    row: dict[str, object]  # the run's segment manifest row
+    reused: bool = False  # its segment files were on disk already, from the same staged bytes and segments
 
 
 def segment_run(
@@ -161,38 +167,41 @@ def segment_run(
     run: pa.Table | None = None,
     staged_crc: str | None = None,
     points: list[pa.Table] | None = None,
-) -> dict[str, object]:
+    staged_bytes: bytes | None = None,
+) -> SegmentedRun:
     """Segment one staged IV run (a stage manifest row) and return its segment manifest row.
 
-    `run` is the staged table when the caller still holds it (otherwise the staged file is read),
-    `staged_crc` the staged file's CRC-32 when known (otherwise it is computed); the run's rows are
-    appended to `points` when it is given."""
+    `run` is the staged table when the caller still holds it, `staged_bytes` the staged file's bytes
+    when the caller read them (otherwise the file is read, once), `staged_crc` the CRC-32 of that file
+    when the caller knows it. The run's rows are appended to `points` when it is given. Segment files
+    already on disk from the same staged bytes with the same segments are kept."""
     row: dict[str, object] = {key: staged.get(key) for key in ("run_id", "date", "source_file", "start_dt")}
     row["status"] = "reject"
     run_folder = settings.out_root / SEGMENT_DATASET / "proc=IV" / f"date={staged['date']}" / f"run_id={staged['run_id']}"
-    staged_path = Path(str(staged["output"]))
     try:
-        staged_id = f"{staged['output_bytes']}:{staged_crc or file_crc(staged_path)}"
+        if run is None and staged_bytes is None:
+            staged_bytes, staged_crc = Path(str(staged["output"])).read_bytes(), None  # the bytes read name the file
     except OSError as error:
-        return row | {"reason": f"unreadable staged file: {error.strerror or error}"}
-    record, record_key = run_folder / RECORD, reuse.key(settings.fingerprint, staged_id)
-    if saved := reuse.load(record, record_key):
-        if points is not None:
-            points.append(run_points(str(staged["run_id"]), read_segments(saved.outputs), settings.voltage_column))
-        # segmented before from this very staged file with these settings, and still whole (the record
-        # keeps the start time as text: the staged row's own is the typed one)
-        return saved.row | {"start_dt": row["start_dt"]}
+        return SegmentedRun(row | {"reason": f"unreadable staged file: {error.strerror or error}"})
     try:
-        run = read_staged(staged_path) if run is None else segment_columns(run)
-        row["rows"] = run.num_rows
-        if settings.voltage_column not in run.column_names:
+        crc = staged_crc or f"{zlib.crc32(staged_bytes):08x}"
+        source = StagedColumns(run if staged_bytes is None else None, staged_bytes)
+        row["rows"] = source.rows
+        if settings.voltage_column not in source.names:
             raise ValueError(f"no voltage column {settings.voltage_column!r} in the staged run")
-        voltage = pc.fill_null(run[settings.voltage_column], np.nan).to_numpy()
+        narrow = source.read([name for name in source.names if name in {settings.voltage_column, *POINT_COLUMNS}])
+        voltage = pc.fill_null(narrow[settings.voltage_column], np.nan).to_numpy()
         segments = find_segments(voltage, settings.dv_threshold, settings.min_segment_points)
-        tables = [segment_table(run, s) for s in segments]
-        written = replace_run_segments(run_folder, tables)
+        record, record_key = run_folder / RECORD, segments_key(run_folder, f"{staged['output_bytes']}:{crc}", segments)
+        if segments and (saved := reuse.load(record, record_key)):
+            if points is not None:
+                points.append(run_points(str(staged["run_id"]), narrow, segments, settings.voltage_column))
+            # the record keeps the start time as text: the staged row's own is the typed one
+            return SegmentedRun(saved.row | {"start_dt": row["start_dt"]}, reused=True)
+        columns = source.read(source.names)
+        written = replace_run_segments(run_folder, [segment_table(columns, s) for s in segments])
         if points is not None:
-            points.append(run_points(str(staged["run_id"]), tables, settings.voltage_column))
+            points.append(run_points(str(staged["run_id"]), narrow, segments, settings.voltage_column))
         row.update(
             status="ok" if segments else "no_segments",
             reason=None if segments else f"no segment of at least {settings.min_segment_points} points",
@@ -211,12 +220,13 @@ def segment_run(
         if isinstance(error, OSError) and is_disk_full(error):
             raise  # a full disk is not the run's fault: the job fails and the rerun segments it
         row["reason"] = f"{type(error).__name__}: {error}"
-    return row
+    return SegmentedRun(row)
 
 
-def segment_staged(staged: StagedRun, settings: SegmentSettings, points: list[pa.Table] | None = None) -> dict[str, object]:
-    """Segment a run just staged: from its table in memory when it was staged fresh, else from its file."""
-    return segment_run(staged.row, settings, staged.table, staged.written.crc if staged.written else None, points)
+def segment_staged(staged: StagedRun, settings: SegmentSettings, points: list[pa.Table] | None = None) -> SegmentedRun:
+    """Segment a run just staged: from its table in memory when it was staged fresh, else from its bytes."""
+    crc = staged.written.crc if staged.written else None
+    return segment_run(staged.row, settings, staged.table, crc, points, staged.data)
 
 
 def manifest_table(rows: list[dict[str, object]]) -> pa.Table:
@@ -226,4 +236,4 @@ def manifest_table(rows: list[dict[str, object]]) -> pa.Table:
 def segment_runs(stage_manifest: pa.Table, settings: SegmentSettings) -> pa.Table:
     """Segment every staged IV run listed in a stage batch manifest, reading each staged file back."""
     staged = stage_manifest.filter(pc.and_(pc.equal(stage_manifest["proc"], "IV"), pc.equal(stage_manifest["status"], "ok")))
-    return manifest_table([segment_run(row, settings) for row in staged.to_pylist()])
+    return manifest_table([segment_run(row, settings).row for row in staged.to_pylist()])

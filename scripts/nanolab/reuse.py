@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -45,8 +47,25 @@ def is_whole(output: Written) -> bool:
         return False
 
 
-def load(record: Path, expected_key: str) -> Record | None:
-    """The record saved with the output, if made from the same inputs and its outputs are whole; else None."""
+def has_size(output: Written) -> bool:
+    """The file is there with the size it was written with; its caller checks the bytes as it reads them."""
+    try:
+        return os.stat(output.path).st_size == output.size
+    except OSError:
+        return False
+
+
+def read_if_whole(output: Written) -> bytes | None:
+    """The file's bytes when they are those it was written with (one read: the CRC and the caller's parse)."""
+    try:
+        data = output.path.read_bytes()
+    except OSError:
+        return None
+    return data if len(data) == output.size and f"{zlib.crc32(data):08x}" == output.crc else None
+
+
+def load(record: Path, expected_key: str, whole: Callable[[Written], bool] = is_whole) -> Record | None:
+    """The record saved with the output, if made from the same inputs and its outputs are `whole`; else None."""
     try:
         document = json.loads(record.read_text(encoding="utf-8"))
         if document.get("key") != expected_key:
@@ -55,7 +74,7 @@ def load(record: Path, expected_key: str) -> Record | None:
         row = document["row"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return Record(row, outputs) if all(is_whole(output) for output in outputs) else None
+    return Record(row, outputs) if all(whole(output) for output in outputs) else None
 
 
 def save(record: Path, record_key: str, row: dict, outputs: list[Written]) -> None:

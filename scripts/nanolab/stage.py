@@ -187,6 +187,11 @@ class StagedRun:
     row: dict[str, object]
     table: pa.Table | None = None  # the staged table, when it was written fresh in one piece
     written: Written | None = None  # the staged file (fresh or reused) as it is on disk
+    data: bytes | None = None  # a reused staged file's bytes, read once to check its CRC: segmentation parses them
+
+    @property
+    def reused(self) -> bool:
+        return self.data is not None
 
 
 def stage_file(path: Path, settings: StageSettings) -> dict[str, object]:
@@ -219,14 +224,16 @@ def stage_run(path: Path, settings: StageSettings) -> StagedRun:
             spec = settings.schema.procedure(header.procedure)
             if spec is None:
                 raise RawFormatError(f"unknown procedure {header.procedure!r} (not in the procedure schema)")
+            output = output_path(settings, spec.name, day, run_id)
+            record, record_key = output.with_name(RECORD), reuse.key(settings.fingerprint, source, reuse.content_id(path))
+            # staged before from these very bytes; whole if its bytes, read once, have the recorded CRC
+            if (saved := reuse.load(record, record_key, whole=reuse.has_size)) and (data := reuse.read_if_whole(saved.outputs[0])) is not None:
+                return StagedRun(saved.row | {"start_dt": start}, written=saved.outputs[0], data=data)
+            # staged now: columns and parameters typed (a reused run's saved row has what they give)
             handle.seek(label_offset)
             columns = map_columns(read_line(handle).decode(encoding), spec)
             parameters, invalid = typed_parameters(header, spec)
             row.update(run_fields(parameters), unmapped_columns=columns.unmapped, missing_columns=columns.missing, invalid_parameters=invalid)
-            output = output_path(settings, spec.name, day, run_id)
-            record, record_key = output.with_name(RECORD), reuse.key(settings.fingerprint, source, reuse.content_id(path))
-            if saved := reuse.load(record, record_key):  # staged before from these very bytes, and still whole
-                return StagedRun(saved.row | {"start_dt": start}, written=saved.outputs[0])
             damage = Damage()
             metadata = _raw_header(header) | {DATA_COLUMNS_KEY: json.dumps(columns.names)}
             blocks = with_constants(read_blocks(handle, columns, spec, encoding, damage), run_constants(row, parameters), metadata)
