@@ -117,7 +117,15 @@ def test_flagged_runs_come_from_the_day_tables_when_drawn_else_from_the_segmenta
                                {"run": 2, "source_file": "d1/a.csv", "run_id": "r1", "flag": "outlier", "max_abs_i_A": 2.5e-5}]}  # fmt: skip
     drawn = landing.flagged_runs(segments, day_runs)
     assert [(r["date"], r["run"], r["why"].split(":")[0]) for r in drawn] == [("2025-09-10", 1, "incomplete"), ("2025-09-10", 2, "outlier")]
-    assert "25.00 µA" in drawn[1]["why"]
+    assert drawn[1]["why"] == "outlier: a spike, largest |I| 25.00 µA over ten times the run's own 95th percentile"  # no chip: no median
+
+
+def test_an_outlier_says_how_far_it_is_from_its_chips_median():
+    rows = [{"run": n, "chip": "A67", "max_abs_i_A": peak, "flag": "", "run_id": f"r{n}"} for n, peak in enumerate([1e-6, 1.2e-6, 0.9e-6, 3e-5], 1)]
+    rows[3]["flag"] = "outlier"
+    segments = pa.table({"run_id": ["r4"], "date": ["d"], "source_file": ["x.csv"], "status": ["ok"], "complete": [True], "n_segments": [4]})
+    (flagged,) = landing.flagged_runs(segments, {"2025-09-10": rows})
+    assert flagged["why"] == "outlier: largest |I| 30.00 µA, 27.3× above its chip's median (1.100 µA)"
 
 
 def test_built_at_names_the_labs_timezone_and_utc():

@@ -13,6 +13,7 @@ import html
 import importlib.metadata
 import json
 import logging
+import statistics
 import subprocess
 import zoneinfo
 from collections import Counter
@@ -136,11 +137,24 @@ def figure_path(figures_root: str, day: str) -> str:
     return f"{figures_root}/month={day[:7]}/date={day}.png"
 
 
-def why(flag: str, run: dict, segmentation: dict) -> str:
+def chip_medians(rows: list[dict]) -> dict[object, float]:
+    """{chip: median of its runs' largest |I|} over a day's runs table: what an outlier is measured against."""
+    peaks: dict[object, list[float]] = {}
+    for row in rows:
+        if htmltable.finite(row.get("max_abs_i_A")) and row["max_abs_i_A"]:
+            peaks.setdefault(row.get("chip"), []).append(row["max_abs_i_A"])
+    return {chip: statistics.median(values) for chip, values in peaks.items()}
+
+
+def why(flag: str, run: dict, segmentation: dict, chip_median: float | None = None) -> str:
     """What makes a flagged run stand out, in the words of the figure's caption."""
     if flag == "outlier":
-        peak = htmltable.si(run.get("max_abs_i_A"), "A")
-        return f"outlier: largest |I| {peak}, ten times its chip's median or a spike ten times the run's 95th percentile"
+        peak = run.get("max_abs_i_A")
+        if htmltable.finite(peak) and chip_median and not 0.1 <= peak / chip_median <= 10:
+            ratio = peak / chip_median
+            side = f"{ratio:.3g}× above" if ratio > 1 else f"{1 / ratio:.3g}× below"
+            return f"outlier: largest |I| {htmltable.si(peak, 'A')}, {side} its chip's median ({htmltable.si(chip_median, 'A')})"
+        return f"outlier: a spike, largest |I| {htmltable.si(peak, 'A')} over ten times the run's own 95th percentile"
     if flag == "incomplete":
         types = segmentation.get("segment_types") or []
         return f"incomplete: {len(types)} of the 4 segment types ({', '.join(types) or 'none'}); usually a sweep stopped early"
@@ -156,11 +170,11 @@ def flagged_runs(segments: pa.Table, day_runs: dict[str, list[dict]] | None) -> 
     found = []
     if day_runs is not None:
         for day, rows in sorted(day_runs.items()):
+            medians = chip_medians(rows)
             for run in rows:
                 if run.get("flag"):
-                    segmentation = by_run.get(run.get("run_id"), {})
-                    found.append({"date": day, "run": run.get("run"), "source_file": run.get("source_file"), "chip": run.get("chip"),
-                                  "why": why(run["flag"], run, segmentation)})  # fmt: skip
+                    reason = why(run["flag"], run, by_run.get(run.get("run_id"), {}), medians.get(run.get("chip")))
+                    found.append({"date": day, "run": run.get("run"), "source_file": run.get("source_file"), "chip": run.get("chip"), "why": reason})
         return found
     for row in sorted(by_run.values(), key=lambda r: (r["date"] or "", r["source_file"] or "")):
         flag = "not segmented" if row["status"] != "ok" else ("incomplete" if not row["complete"] or row["n_segments"] != 4 else "")
@@ -235,7 +249,8 @@ def first_rows(title: str, columns: list[htmltable.Column], rows: list[dict], wh
 LANDING_STYLE = """
 .prose:has(.nanolab-landing) { max-width: 72rem; }
 .nanolab-landing table.landing, .nanolab-landing table.counts { font-size: 0.85rem; margin: 0.4rem 0 1rem; }
-.nanolab-landing td, .nanolab-landing th { padding: 0.15rem 0.5rem; vertical-align: top; }
+.nanolab-landing td, .nanolab-landing th { padding: 0.15rem 0.5rem; vertical-align: top; white-space: nowrap; }
+.nanolab-landing td:last-child { white-space: normal; }
 .nanolab-landing td.num, .nanolab-landing th.num { text-align: right; font-variant-numeric: tabular-nums; }
 .nanolab-landing dl { display: grid; grid-template-columns: max-content auto; gap: 0.1rem 1rem; margin: 0; }
 .nanolab-landing dt { font-weight: 600; margin: 0; } .nanolab-landing dd { margin: 0; }
