@@ -6,6 +6,8 @@ import base64
 import datetime
 import json
 import re
+import subprocess
+import sys
 import urllib.parse
 from html.parser import HTMLParser
 from pathlib import Path
@@ -276,3 +278,18 @@ def test_the_report_lists_the_tables_as_sortable_pages(reported):
 def data_of(uri: str) -> str:
     header, _, payload = uri.partition(",")
     return base64.b64decode(payload).decode() if header.endswith(";base64") else urllib.parse.unquote(payload)
+
+
+def test_the_landing_job_never_imports_pandas(reported, tmp_path):
+    """pyarrow would import it (~0.5 s CPU) on its first conversion of a Python object: the job's cost doubled."""
+    wd, _ = reported
+    args = next((wd.path / ".snakemake/nanolab/args/landing_page").glob("*.args"))
+    results = wd.results
+    argv = [f"@{args}", "--stage-manifest", str(results / "02_stage/_manifest/manifest.parquet")]
+    argv += ["--segment-manifest", str(results / "03_intermediate/_manifest/manifest.parquet"), "--landing", str(tmp_path / "landing.html")]
+    argv += ["--rejects-table", str(tmp_path / "rejects.html"), "--fits-tables", str(tmp_path / "fits"), "--runs-tables", str(tmp_path / "runs")]
+    code = f"import sys; from nanolab import landing; landing.main({argv!r}); print('pandas' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], cwd=wd.path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
+    assert (tmp_path / "landing.html").read_text(encoding="utf-8").count("data-count=") == 11

@@ -29,6 +29,7 @@ from . import codehash, htmltable
 from .atomic import write_text_atomic
 from .io import read_parquet
 from .jobargs import JobArgumentParser
+from .nopandas import without_pandas
 
 log = logging.getLogger(__name__)
 SHOWN = 200  # rows of each table on the first page; the sortable tables hold them all
@@ -342,6 +343,7 @@ def write_tables(
 
 
 def main(argv: list[str] | None = None) -> None:
+    without_pandas()
     parser = JobArgumentParser(prog="python -m nanolab.landing", description=__doc__)
     parser.add_argument("--raw-root", required=True)
     parser.add_argument("--timezone", required=True)
