@@ -197,9 +197,15 @@ def count(stage: pa.Table, segments: pa.Table, flagged: list[dict]) -> Counts:
         iv_runs=segments.num_rows,
         segmented=sum(1 for s in segments["status"].to_pylist() if s == "ok"),
         flagged=len(flagged),
-        days=len({d for d in stage["date"].to_pylist() if d}),
+        days=len(staged_days(stage)),
         iv_days=len({d for d in segments["date"].to_pylist() if d}),
     )
+
+
+def staged_days(stage: pa.Table) -> list[str]:
+    """Measurement days: days with a staged file (a reject's date makes no day)."""
+    ok = stage.filter(pc.equal(stage["status"], "ok"))
+    return sorted({d for d in ok["date"].to_pylist() if d})
 
 
 def staged_only(stage: pa.Table) -> dict[str, int]:
@@ -363,7 +369,7 @@ def main(argv: list[str] | None = None) -> None:
     day_runs = day_runs_tables(args.runs_root) if args.runs_root else None
     flagged = flagged_runs(segments, day_runs)
     counts = count(stage, segments, flagged)
-    dates = sorted({d for d in stage["date"].to_pylist() if d})
+    dates = staged_days(stage)
     facts = {
         "built": ("Built", built_at(args.timezone)),
         "raw_root": ("Raw tree", args.raw_root),
