@@ -96,6 +96,7 @@ def segment_table() -> pa.Table:
                 ["forward_positive", "return_positive", "forward_negative", "return_negative"],
                 ["forward_positive", "return_positive", "forward_negative"],
             ],
+            "segment_points": [[21, 19, 21, 19], [21, 19, 10]],
         }
     )
 

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from . import codehash, htmltable
+from . import codehash, htmltable, manifest
 from .atomic import write_text_atomic
 from .io import read_parquet
 from .jobargs import JobArgumentParser
@@ -177,10 +177,9 @@ def flagged_runs(segments: pa.Table, day_runs: dict[str, list[dict]] | None) -> 
                     reason = why(run["flag"], run, by_run.get(run.get("run_id"), {}), medians.get(run.get("chip")))
                     found.append({"date": day, "run": run.get("run"), "source_file": run.get("source_file"), "chip": run.get("chip"), "why": reason})
         return found
-    for row in sorted(by_run.values(), key=lambda r: (r["date"] or "", r["source_file"] or "")):
-        flag = "not segmented" if row["status"] != "ok" else ("incomplete" if not row["complete"] or row["n_segments"] != 4 else "")
-        if flag:
-            found.append({"date": row["date"], "run": None, "source_file": row["source_file"], "chip": None, "why": why(flag, {}, row)})
+    for row in manifest.flagged_runs(segments).to_pylist():  # the Segmentation QC table's runs
+        flag = "not segmented" if row["status"] != "ok" else "incomplete"
+        found.append({"date": row["date"], "run": None, "source_file": row["source_file"], "chip": None, "why": why(flag, {}, by_run[row["run_id"]])})
     return found
 
 
