@@ -35,6 +35,7 @@ rule all:
     default_target: True
     input:
         get_final_outputs(),
+        rules.landing_page.output,
 
 
 onstart:

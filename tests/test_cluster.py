@@ -74,7 +74,7 @@ def test_default_profile_keeps_local_runs_sensible():
     settings = profile("default")
     assert settings["rerun-incomplete"] and settings["keep-going"] and settings["retries"] >= 1
     rules = "".join(p.read_text() for p in (REPO / "workflow/rules").glob("*.smk"))
-    assert len(re.findall(r"^rule \w+:", rules, re.M)) == rules.count("threads: 1") == 4  # single-threaded jobs
+    assert len(re.findall(r"^rule \w+:", rules, re.M)) == rules.count("threads: 1") == 5  # single-threaded jobs
     assert "groups" not in settings  # groups would also reshape dry runs; they belong to the cluster profiles
 
 

@@ -19,6 +19,7 @@ from . import batch, integrity, iv_segments, manifest, stage
 from .atomic import write_text_atomic
 from .io import read_parquet, write_parquet_atomic
 from .jobargs import JobArgumentParser
+from .nopandas import without_pandas
 from .schema import load_schema
 
 log = logging.getLogger("nanolab")
@@ -186,25 +187,6 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--segment-batches", type=Path, nargs="*", default=[])
     p.set_defaults(run=run_manifests)
     return main
-
-
-class NoPandas:
-    """Makes `import pandas` fail at once in a job process (a `sys.meta_path` finder: any object with
-    `find_spec`; subclassing importlib.abc.MetaPathFinder would import importlib.abc, ~15-25 ms a job).
-
-    pyarrow imports pandas (~0.5 s CPU, more than the interpreter and pyarrow together) the first
-    time it converts any Python object (a list, a scalar), only to ask whether the object is a pandas
-    one. A job never holds one, so it need not pay: pyarrow takes the ImportError as "no pandas"."""
-
-    def find_spec(self, name: str, path: object, target: object = None) -> None:
-        if name == "pandas" or name.startswith("pandas."):
-            raise ModuleNotFoundError("pandas is not used by nanolab jobs", name=name)
-        return None
-
-
-def without_pandas() -> None:
-    if "pandas" not in sys.modules and not any(isinstance(finder, NoPandas) for finder in sys.meta_path):
-        sys.meta_path.insert(0, NoPandas())
 
 
 def main(argv: list[str] | None = None) -> None:

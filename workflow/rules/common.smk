@@ -254,6 +254,7 @@ def shared_args():
         "analyse_month": analysis_args(),
         "iv_figures": ["--timezone", config["timezone"]],
         "manifests": manifests_args(),
+        "landing_page": landing_args(),
     }
 
 
@@ -635,3 +636,38 @@ def without_local_rate_limit():
     default = limit is not None and (limit.max_jobs, limit.timespan) == (100, 1)
     if workflow.local_exec and default:
         workflow.scheduler.job_rate_limiter = None
+
+
+# ---- report landing page: begin ----------------------------------------------------------------
+# The report's first page and its sortable tables are one short job at the end of a run
+# (nanolab.landing); workflow/report/workflow.rst embeds the page.
+REPORT = "results/04_report"
+
+
+def landing_args():
+    figures = [
+        "--runs-root",
+        f"{REPORT}/iv_day_runs",
+        "--figures-root",
+        f"{REPORT}/iv_days",
+    ]
+    return [
+        "--raw-root",
+        RAW_ROOT,
+        "--timezone",
+        config["timezone"],
+        "--workflow-dir",
+        workflow.basedir,
+        "--fits-root",
+        f"{REPORT}/iv_fits",
+        *(figures if config["figures"] else []),
+    ]
+
+
+def get_landing_tables(wildcards):
+    """The month tables the page and its tables are made from (this run's months; the job reads
+    every month on disk, so a days=… run's page covers all days)."""
+    fits = [f"{REPORT}/iv_fits/month={month}.csv" for month in iv_months()]
+    return fits + [f for f in get_figures() if "/iv_day_runs/" in f]
+
+# ---- report landing page: end ------------------------------------------------------------------
