@@ -101,11 +101,19 @@ def read_csv_rows(path: Path) -> list[dict]:
     return pacsv.read_csv(path).to_pylist()
 
 
+def in_amperes(row: dict) -> dict:
+    """A runs-table row with its largest |I| in A (the CSV gives µA): the page chooses each prefix itself."""
+    if "max_abs_i_uA" not in row:
+        return row
+    micro = row.pop("max_abs_i_uA")
+    return row | {"max_abs_i_A": None if micro is None else micro * 1e-6}
+
+
 def day_runs_tables(runs_root: Path) -> dict[str, list[dict]]:
     """{day: rows of its runs table} for every day drawn (`month=<m>/date=<d>.csv`), in run order."""
     tables = {}
     for path in sorted(runs_root.glob("month=*/date=*.csv")):
-        rows = read_csv_rows(path)
+        rows = [in_amperes(row) for row in read_csv_rows(path)]
         tables[path.stem.removeprefix("date=")] = sorted(rows, key=lambda r: r.get("run") or 0)
     return tables
 
