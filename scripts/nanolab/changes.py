@@ -114,6 +114,20 @@ def describe_code_changes(before: dict[str, str], after: dict[str, str], affecte
     return f"nanolab: code changed since results/ was last built: {', '.join(changed)} (reruns {', '.join(rules) or 'no rule'})"
 
 
+def describe_library_changes(before: dict[str, dict[str, str]], after: dict[str, dict[str, str]]) -> str | None:
+    """Which library versions changed since the last build ({rule: {library: version}}) and the rules they rerun."""
+    changed: dict[str, tuple[str | None, str | None]] = {}
+    for rule in sorted(set(before) & set(after)):
+        for name in sorted(set(before[rule]) | set(after[rule])):
+            if before[rule].get(name) != after[rule].get(name):
+                changed[name] = (before[rule].get(name), after[rule].get(name))
+    if not changed:
+        return None
+    rules = sorted(rule for rule in set(before) & set(after) if before[rule] != after[rule])
+    named = ", ".join(f"{name} {old} -> {new}" for name, (old, new) in changed.items())
+    return f"nanolab: libraries changed since results/ was last built: {named} (reruns {', '.join(rules)}, redoing their outputs)"
+
+
 def load_tree(results: Path) -> dict | None:
     """The last successful build's record: {'files': {path: [hash, day]}, 'code': {module: hash}}."""
     try:
@@ -123,14 +137,17 @@ def load_tree(results: Path) -> dict | None:
         return None
 
 
-def tree_after_run(previous: dict | None, files: dict[str, list], code: dict[str, str], days: set[str]) -> dict:
+def tree_after_run(previous: dict | None, files: dict[str, list], code: dict[str, str], days: set[str], libraries: dict | None = None) -> dict:
     """The record after a successful run; a run restricted to some days updates only those days
     (and the undated files, which every run's manifests job handles)."""
     if not days or previous is None:
-        return {"files": files, "code": code}
+        return {"files": files, "code": code} | ({"libraries": libraries} if libraries is not None else {})
     kept = {path: entry for path, entry in previous["files"].items() if entry[1] is not None and entry[1] not in days}
     updated = {path: entry for path, entry in files.items() if entry[1] is None or entry[1] in days}
-    return {"files": {**kept, **updated}, "code": previous.get("code", code)}
+    document = {"files": {**kept, **updated}, "code": previous.get("code", code)}
+    if "libraries" in previous or libraries is not None:
+        document["libraries"] = previous.get("libraries", libraries)
+    return document
 
 
 def save_tree(results: Path, document: dict) -> None:

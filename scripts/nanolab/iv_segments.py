@@ -66,11 +66,12 @@ class SegmentSettings:
     voltage_column: str
     dv_threshold: float
     min_segment_points: int
+    reuse: bool = True  # False in a forced job: every run is segmented again
 
     @functools.cached_property
     def fingerprint(self) -> str:
         """What, besides the staged file's bytes, decides a run's segments."""
-        return repr(self)
+        return repr((self.out_root, self.voltage_column, self.dv_threshold, self.min_segment_points))
 
 
 def segment_table(run: pa.Table, segment: Segment) -> pa.Table:
@@ -175,7 +176,7 @@ def segment_run(
     except OSError as error:
         return row | {"reason": f"unreadable staged file: {error.strerror or error}"}
     record, record_key = run_folder / RECORD, reuse.key(settings.fingerprint, staged_id)
-    if saved := reuse.load(record, record_key):
+    if settings.reuse and (saved := reuse.load(record, record_key)):
         if points is not None:
             points.append(run_points(str(staged["run_id"]), read_segments(saved.outputs), settings.voltage_column))
         return saved.row  # segmented before from this very staged file with these settings, and still whole

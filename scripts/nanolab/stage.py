@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from . import reuse
 from .atomic import Written
-from .catalog import escapes_root, is_resource_fork
+from .catalog import NO_DATA_ROWS, escapes_root, is_resource_fork, unknown_procedure
 from .header import HEADER_BYTES, RawFormatError, RawHeader, split_raw
 from .identity import make_run_id, parse_start_time, resolve_date
 from .io import write_parquet, write_parquet_blocks_atomic
@@ -87,6 +87,7 @@ class StageSettings:
     out_root: Path  # results/02_stage
     schema: LabSchema
     timezone: str
+    reuse: bool = True  # False in a forced job: every run is staged from its raw bytes
 
     @functools.cached_property
     def fingerprint(self) -> str:
@@ -194,21 +195,21 @@ def stage_run(path: Path, settings: StageSettings) -> StagedRun:
             row.update(proc=header.procedure, date=day.isoformat(), date_origin=origin, run_id=run_id, start_dt=start)
             spec = settings.schema.procedure(header.procedure)
             if spec is None:
-                raise RawFormatError(f"unknown procedure {header.procedure!r} (not in the procedure schema)")
+                raise RawFormatError(unknown_procedure(header.procedure))
             handle.seek(label_offset)
             columns = map_columns(handle.readline().decode(encoding), spec)
             parameters = typed_parameters(header, spec)
             row.update(run_fields(parameters), unmapped_columns=columns.unmapped, missing_columns=columns.missing)
             output = output_path(settings, spec.name, day, run_id)
             record, record_key = output.with_name(RECORD), reuse.key(settings.fingerprint, source, reuse.content_id(path))
-            if saved := reuse.load(record, record_key):  # staged before from these very bytes, and still whole
+            if settings.reuse and (saved := reuse.load(record, record_key)):  # staged before from these very bytes, and still whole
                 return StagedRun(saved.row | {"start_dt": start}, written=saved.outputs[0])
             damage = Damage()
             metadata = _raw_header(header) | {DATA_COLUMNS_KEY: json.dumps(columns.names)}
             blocks = with_constants(read_blocks(handle, columns, spec, encoding, damage), run_constants(row, parameters), metadata)
             table, written = write_blocks(blocks, output)
         if written is None:
-            raise RawFormatError("header but no data rows")
+            raise RawFormatError(NO_DATA_ROWS)
         rows = table.num_rows if table is not None else written_rows(written)
         row.update(rows=rows, null_cells=damage.null_cells, skipped_rows=damage.skipped_rows, output=str(output), output_bytes=written.size)
         row.update(status="ok", reason=None)

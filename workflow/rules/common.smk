@@ -3,7 +3,6 @@
 import gc
 import hashlib
 import json
-import re
 import sys
 from functools import cache
 from pathlib import Path
@@ -11,10 +10,12 @@ from pathlib import Path
 from snakemake.logging import logger
 from snakemake.utils import validate
 
-from nanolab import catalog, changes, codehash
+from nanolab import catalog, changes, codehash, plan
 from nanolab.config import checked_config
 from nanolab.atomic import write_text_atomic
 from nanolab.jobargs import args_text
+from nanolab.plan import Stop
+from nanolab.schema import read_yaml
 
 CONFIG_SCHEMA = Path(workflow.basedir, "workflow/schemas/config.schema.yaml")
 RESULTS = Path("results")
@@ -26,14 +27,17 @@ def typed_config(config):
     with one line per bad value naming the key, the value and the accepted form."""
     coerced, problems = checked_config(config, CONFIG_SCHEMA)
     if problems:
-        raise WorkflowError("invalid config: " + "; ".join(problems))
+        raise Stop("invalid config: " + "; ".join(problems))
     return coerced
 
 
 config.update(typed_config(config))
 for dotted in [key for key in config if "." in str(key)]:
     del config[dotted]  # merged into its mapping by typed_config()
-validate(config, schema=str(CONFIG_SCHEMA))  # fills in the schema's defaults
+try:
+    validate(config, schema=str(CONFIG_SCHEMA))  # fills in the schema's defaults
+except WorkflowError as error:
+    raise Stop(f"invalid config: {str(error).splitlines()[0]}") from None
 
 
 def checked_raw_root(raw_root):
@@ -42,12 +46,22 @@ def checked_raw_root(raw_root):
     """
     normalised = changes.normalise_root(raw_root)
     if not Path(normalised).is_dir():
-        raise WorkflowError(
+        raise Stop(
             f"raw_root {str(raw_root)!r} is not a folder (set it in lab.yaml, config.yaml or with --config raw_root=…)"
         )
     if problem := changes.root_mismatch(RESULTS, normalised):
-        raise WorkflowError(problem)
+        raise Stop(problem)
     return Path(normalised)
+
+
+def procedures(schema_file):
+    """The procedure names the schema knows: a file of another procedure is a reject, no job."""
+    try:
+        return plan.schema_procedures(read_yaml(schema_file))
+    except (OSError, ValueError) as error:
+        raise Stop(
+            f"procedure_schema {schema_file} cannot be read ({error}); set procedure_schema in config.yaml"
+        ) from None
 
 
 RAW_ROOT = checked_raw_root(config["raw_root"])
@@ -68,27 +82,20 @@ ANALYSIS_SETTINGS = config["analysis"]
 # scheduler stats every input of every ready job on each scheduling pass: 1.7 M stat calls and 74 s
 # of its own CPU for a lab-scale run (bench/). The name changes when a file is added, removed or
 # edited, not when it is only touched; and a rerun's reason stays one short line.
-CATALOG = catalog.scan(RAW_ROOT, config["timezone"], LISTS / "raw_catalog.json")
-ALL_BATCHES = catalog.plan_batches(CATALOG, config["batch_size"])
-UNDATED = catalog.undated(CATALOG)
-
-
-def selected_days(days, planned):
-    """The days a `--config days=…` run (re)processes; every day when none are given."""
-    unknown = sorted(set(days) - {day for day, _ in planned})
-    if unknown:
-        known = sorted({day for day, _ in planned})
-        raise WorkflowError(
-            f"days: no raw files on {', '.join(unknown)} (the raw tree has {len(known)} days"
-            + (f", {known[0]} to {known[-1]})" if known else ")")
-        )
-    return set(days)
-
-
-DAYS = selected_days(config["days"], ALL_BATCHES)
-BATCHES = {
-    key: files for key, files in ALL_BATCHES.items() if not DAYS or key[0] in DAYS
-}
+# Files the catalog knows are rejects (no data rows, unknown procedure, unreadable header) get no
+# batch, day or job: the manifests job lists them (nanolab.plan).
+PLAN = plan.build(
+    RAW_ROOT,
+    Path.cwd() / RESULTS,
+    catalog.scan(RAW_ROOT, config["timezone"], LISTS / "raw_catalog.json"),
+    procedures(SCHEMA_FILE),
+    config["batch_size"],
+    config["days"],
+)
+CATALOG = PLAN.catalog
+ALL_BATCHES = PLAN.batches
+DAYS = PLAN.days
+BATCHES = PLAN.selected_batches
 
 
 @cache
@@ -113,12 +120,12 @@ def write_raw_lists(batches):
             )
 
 
-def write_undated_list(files):
-    """The undated rejects' manifest rows, for the manifests job (they have no batch)."""
-    rows = catalog.undated_rows(files)
-    digest = catalog.fingerprint(files)
+def write_reject_list(rows):
+    """The catalog's rejects' manifest rows, for the manifests job (they have no batch)."""
+    text = json.dumps(rows)
+    digest = hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
     path = LISTS / "undated" / f"{len(rows)}-files_{digest}.json"
-    write_once(path, json.dumps(rows))
+    write_once(path, text)
     return str(path)
 
 
@@ -129,7 +136,7 @@ def write_once(path, text):
 
 
 write_raw_lists(BATCHES)
-UNDATED_LIST = write_undated_list(UNDATED)
+UNDATED_LIST = write_reject_list(PLAN.reject_rows())
 PREVIOUS_BUILD = changes.load_tree(RESULTS)
 
 
@@ -138,23 +145,21 @@ def raw_tree_now():
     return {f.source_file: [f.content_hash, f.date] for f in CATALOG}
 
 
-def rule_commands():
-    """{rule: 'nanolab stage'}: the package entry each rule's shell runs (`python -m <module> <subcommand>`)."""
-    found = {}
-    for each in workflow.rules:
-        match = re.search(
-            r"python -m (nanolab[\w.]*)(?: ([a-z][\w-]*))?", each.shellcmd or ""
-        )
-        if match:
-            found[each.name] = " ".join(filter(None, match.groups()))
-    return found
-
-
 @cache
 def code_versions():
     """{command: fingerprint of the package modules it runs}, cached while the package is unchanged."""
-    commands = sorted(set(rule_commands().values()))
+    commands = sorted(set(plan.RULE_COMMANDS.values()))
     return codehash.code_versions(commands, LISTS / "code_versions.json")
+
+
+@cache
+def library_versions(rule_name):
+    return plan.library_versions(plan.rule_libraries(rule_name))
+
+
+def all_library_versions():
+    """{rule: {library: version}}: recorded by a successful run, compared by the next."""
+    return {rule_name: library_versions(rule_name) for rule_name in plan.RULE_COMMANDS}
 
 
 def code_value(command):
@@ -169,8 +174,9 @@ ARGS = LISTS / "args"
 
 def args_file(rule_name, label, args):
     """(path, content) of a job's arguments file; the content's first line says what it is for."""
-    command = rule_commands()[rule_name]
-    text = args_text(f"{rule_name} {label}; {code_value(command)}", args)
+    command = plan.RULE_COMMANDS[rule_name]
+    versions = plan.describe_versions(library_versions(rule_name))
+    text = args_text(f"{rule_name} {label}; {code_value(command)}; {versions}", args)
     digest = hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
     return ARGS / rule_name / f"{label}_{digest}.args", text
 
@@ -217,8 +223,8 @@ def manifests_args():
         ANALYSIS,
         "--undated-rejects",
         UNDATED_LIST,
-        "--iv-days",
-        *iv_days(),
+        "--iv-months",
+        *PLAN.all_iv_months,
     ]
 
 
@@ -270,15 +276,19 @@ def print_changes():
         if PREVIOUS_BUILD.get("code", {}) != hashes:
             affected = {
                 name: codehash.rule_closure(command)
-                for name, command in rule_commands().items()
+                for name, command in plan.RULE_COMMANDS.items()
             }
             code = changes.describe_code_changes(
                 PREVIOUS_BUILD.get("code", {}), hashes, affected
             )
             lines += [code] if code else []
-    if UNDATED:
+        libraries = changes.describe_library_changes(
+            PREVIOUS_BUILD.get("libraries", {}), all_library_versions()
+        )
+        lines += [libraries] if libraries else []
+    if PLAN.rejects:
         lines.append(
-            f"nanolab: {len(UNDATED)} raw files have no date (unreadable header, no date in the path): listed as rejects, no job"
+            f"nanolab: {len(PLAN.rejects)} raw files are rejects (unreadable header, no data rows or unknown procedure): listed in the manifest, no job"
         )
     if DAYS:
         lines.append(
@@ -294,10 +304,25 @@ def record_raw_root():
     changes.record_root(RESULTS, str(RAW_ROOT))
 
 
+def mark_forced_jobs():
+    """onstart: a job forced by --forceall, --forcerun or -R redoes its outputs from the raw bytes: its
+    check file (a declared input, read by the job) says so and no reuse record applies. The next run's
+    check writes 'whole' again (mtime 0), so nothing reruns because of it."""
+    for job in workflow.dag.needrun_jobs():
+        if workflow.dag.reason(job).forced:
+            for path in job.input:
+                if str(path).startswith(f"{OUTPUT_CHECKS}/"):
+                    integrity.write_forced(path)
+
+
 def record_build():
     """onsuccess: the raw tree and code results/ now reflect; stale batch lists are removed."""
     document = changes.tree_after_run(
-        PREVIOUS_BUILD, raw_tree_now(), codehash.module_hashes(), DAYS
+        PREVIOUS_BUILD,
+        raw_tree_now(),
+        codehash.module_hashes(),
+        DAYS,
+        all_library_versions(),
     )
     if document != PREVIOUS_BUILD:
         changes.save_tree(RESULTS, document)
@@ -342,30 +367,20 @@ def get_segment_batch_manifests(wildcards=None):
     return current + existing_other_days(SEGMENTS)
 
 
-def iv_days(wildcards=None):
-    """Measurement days with IV runs in the whole raw tree: the days analysed and drawn."""
-    return sorted(
-        {
-            day
-            for (day, _), files in ALL_BATCHES.items()
-            if any(f.proc == "IV" for f in files)
-        }
-    )
-
-
 def iv_months():
     """Analysis and figure jobs are per month: their imports (pyarrow ~0.35 s, matplotlib ~1 s CPU)
     are paid once for ~30 days, and a day always stays in its month. A days=… run redoes only the
-    months of its days (with the other days' points as they are on disk)."""
-    return sorted({day[:7] for day in iv_days() if not DAYS or day in DAYS})
+    months of its days (with the other days' points as they are on disk). Which days of a month have
+    tables and figures is nanolab.outputs.iv_days, for the jobs and the output check alike.
+    """
+    return PLAN.iv_months
 
 
 def month_batches(month, kind):
-    """`_points` or `_batches` (segment manifests) files of the month's batches holding IV runs."""
+    """`_points` or `_batches` (segment manifests) files of the month's batches holding IV files."""
     return [
         f"{SEGMENTS}/{kind}/date={day}/batch={label}.parquet"
-        for (day, label), files in ALL_BATCHES.items()
-        if day.startswith(f"{month}-") and any(f.proc == "IV" for f in files)
+        for day, label in PLAN.month_batches(month)
     ]
 
 
@@ -455,7 +470,9 @@ def manifests_mem_mb(wildcards, input):
 
 
 def print_summary():
-    summary = Path("results/summary.txt")
+    summary = (
+        PLAN.results / "summary.txt"
+    )  # absolute: at exit Snakemake is back in the launch folder
     if summary.exists():
         print(summary.read_text(), end="")
 
@@ -493,7 +510,7 @@ def skip_final_collection():
 # outputs are damaged, so it is newer than the job's output and Snakemake's mtime trigger reruns the
 # job and everything downstream ("Reason: Updated input files: .snakemake/nanolab/checks/…").
 # Only in the main snakemake process: a cluster job's own snakemake must not re-judge a running tree.
-from nanolab import integrity
+from nanolab import integrity, outputs
 
 OUTPUT_CHECKS = ".snakemake/nanolab/checks"
 LISTED_INDEX = Path(OUTPUT_CHECKS, "listed_outputs.json")
@@ -517,7 +534,7 @@ def batch_manifest_kinds():
 
 def find_output_damage():
     """Check every job's outputs, write every check file, name the damaged ones on stderr."""
-    damage = integrity.check_batch_manifests(batch_manifest_kinds(), LISTED_INDEX)
+    damage, days_of = integrity.check_and_list(batch_manifest_kinds(), LISTED_INDEX)
     record = str(Path(MERGED_STAGE_MANIFEST).parent / integrity.OUTPUT_SIZES)
     sizes = integrity.load_output_sizes(record)
     merged = list(rules.manifests.output)
@@ -540,13 +557,10 @@ def find_output_damage():
         damage[figures_output(month)] = integrity.check_declared(figures, {})
         if figures and all(
             Path(f).is_dir() for f in figures
-        ):  # one file per day in each folder
-            days = [day for day in iv_days() if day.startswith(month)]
-            expected = [
-                f"{f}/date={day}{ext}"
-                for f, ext in zip(figures, (".png", ".csv"))
-                for day in days
-            ]
+        ):  # one file per day in each folder, for the days the figure job draws
+            manifests = month_batches(month, "_batches")
+            days = {day for path in manifests for day in days_of.get(path, [])}
+            expected = outputs.day_files(*figures, sorted(days))
             damage[figures_output(month)] += integrity.find_damage(
                 integrity.Expected(path, None) for path in expected
             )

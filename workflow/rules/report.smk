@@ -39,4 +39,4 @@ rule iv_figures:
     shell:
         "python -m nanolab.plots @{input.args:q} --analysis-manifest {input.analysis:q} --figure-dir {output.figures:q}"
         " --runs-dir {output.runs:q} --drawn-dir {params.drawn:q} --segment-manifests {input.segments:q} --points {input.points:q}"
-        " > {log:q} 2>&1"
+        " --check {input.check:q} > {log:q} 2>&1"
