@@ -330,3 +330,62 @@ def test_every_stop_is_one_plain_line_naming_the_problem_and_the_fix(built, tmp_
     assert_plain_stop(built.snakemake("--config", "days=2031-01-01", check=False), "no raw files that stage on 2031-01-01", "leave days empty")
     assert_plain_stop(built.snakemake("--config", "procedure_schema=nowhere.yaml", check=False), "procedure_schema", "cannot be read")
     assert built.planned_jobs() == {}  # nothing was touched
+
+
+# --- the bookkeeping modules (pure) -------------------------------------------------------------
+
+
+def test_the_output_check_expects_figures_for_the_days_the_segment_manifests_list(tmp_path, monkeypatch):
+    """The check and the figure job read one definition (outputs.iv_days of the month's segment
+    manifests): a day without staged IV runs is not expected, a day with them is."""
+    import pyarrow as pa
+    from nanolab import checks, integrity
+
+    monkeypatch.chdir(tmp_path)
+    manifest = "results/03_intermediate/_batches/date=2025-09-10/batch=1-of-1.parquet"
+    Path(manifest).parent.mkdir(parents=True)
+    pq.write_table(pa.table({"run_id": ["a"], "date": ["2025-09-10"], "status": ["ok"], "output": [None], "n_segments": [0]}), manifest)
+    figures = plan.figure_folders("2025-09")
+    for folder in figures:
+        Path(folder).mkdir(parents=True)
+    expected = checks.ExpectedOutputs(
+        {manifest: "segment"}, ("results/02_stage/_manifest/manifest.parquet",), (), {figures[0]: checks.MonthFigures(figures, (manifest,))}
+    )
+    damage = checks.find_output_damage(expected, tmp_path / "index.json")
+    assert sorted(d.path for d in damage[figures[0]]) == sorted(outputs.day_files(*figures, ["2025-09-10"]))
+    for path in outputs.day_files(*figures, ["2025-09-10"]):
+        Path(path).write_bytes(b"\x89PNG drawn" + integrity.PNG_TRAILER)
+    assert checks.find_output_damage(expected, tmp_path / "index.json")[figures[0]] == []
+    # a month whose manifests list no day expects no figure at all
+    empty = checks.ExpectedOutputs({}, expected.merged, (), {figures[0]: checks.MonthFigures(figures, ())})
+    assert checks.find_output_damage(empty, tmp_path / "index.json")[figures[0]] == []
+
+
+def test_change_lines_name_tree_code_and_library_changes():
+    from nanolab import changes
+
+    previous = {"files": {"a.csv": ["1:aa", "2025-09-10"]}, "code": {"nanolab.stage": "x"}, "libraries": {"stage_batch": {"numpy": "1.0"}}}
+    lines = changes.change_lines(
+        previous, {"a.csv": "1:aa"}, "/raw", {"nanolab.stage": "y"}, lambda: {"stage_batch": {"nanolab.stage"}}, {"stage_batch": {"numpy": "2.0"}}
+    )
+    assert lines == [
+        "nanolab: raw tree unchanged since results/ was last built (1 files)",
+        "nanolab: code changed since results/ was last built: nanolab.stage (reruns stage_batch)",
+        "nanolab: libraries changed since results/ was last built: numpy 1.0 -> 2.0 (reruns stage_batch, redoing their outputs)",
+    ]
+    asked = []
+    same = changes.change_lines(previous, {"a.csv": "1:aa"}, "/raw", previous["code"], lambda: asked.append(1) or {}, previous["libraries"])
+    assert same == ["nanolab: raw tree unchanged since results/ was last built (1 files)"] and asked == []  # code not parsed
+    assert "no record of a finished run yet" in changes.change_lines(None, {}, "/raw", {}, dict, {})[0]
+
+
+def test_arguments_files_are_named_by_content_and_stale_ones_removed(tmp_path):
+    from nanolab import jobargs
+
+    path, text = jobargs.args_file(tmp_path / "args", "stage_batch", "2025-09-10_1-of-1", "what it is for", ["--x", 1])
+    assert text == "# what it is for\n--x\n1\n" and path.parent == tmp_path / "args/stage_batch"
+    assert jobargs.args_file(tmp_path / "args", "stage_batch", "2025-09-10_1-of-1", "what it is for", ["--x", 2])[0] != path
+    jobargs.write_once(path, text)
+    stale = jobargs.write_once(tmp_path / "args/stage_batch/old.args", "old")
+    jobargs.remove_others(tmp_path, {"args": "*/*.args"}, {str(path)})
+    assert path.exists() and not stale.exists()

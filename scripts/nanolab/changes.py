@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -126,6 +127,27 @@ def describe_library_changes(before: dict[str, dict[str, str]], after: dict[str,
     rules = sorted(rule for rule in set(before) & set(after) if before[rule] != after[rule])
     named = ", ".join(f"{name} {old} -> {new}" for name, (old, new) in changed.items())
     return f"nanolab: libraries changed since results/ was last built: {named} (reruns {', '.join(rules)}, redoing their outputs)"
+
+
+def change_lines(
+    previous: dict | None,
+    now: dict[str, str],
+    raw_root: str,
+    code: dict[str, str],
+    affected: Callable[[], dict[str, set[str]]],
+    libraries: dict[str, dict[str, str]],
+) -> list[str]:
+    """What changed since results/ was last built: the raw tree ({path: content hash}), the package's
+    modules (`affected()`: {rule: modules it runs}, asked only when the code changed: parsing costs) and
+    the library versions ({rule: {library: version}})."""
+    if previous is None:
+        return [f"nanolab: {len(now)} raw files in {raw_root}; results/ has no record of a finished run yet"]
+    before = {path: entry[0] for path, entry in previous["files"].items()}
+    lines = [describe_changes(diff_trees(before, now), len(now))]
+    if previous.get("code", {}) != code:
+        lines.append(describe_code_changes(previous.get("code", {}), code, affected()) or "")
+    lines.append(describe_library_changes(previous.get("libraries", {}), libraries) or "")
+    return [line for line in lines if line]
 
 
 def load_tree(results: Path) -> dict | None:

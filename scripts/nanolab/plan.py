@@ -17,6 +17,12 @@ from pathlib import Path
 from . import catalog
 from .catalog import RawFile
 
+# Where each stage's results go (relative to the run folder: arguments files stay valid when it moves).
+STAGE = "results/02_stage"
+SEGMENTS = "results/03_intermediate"
+ANALYSIS = "results/04_analysis"
+REPORT = "results/04_report"
+
 # The package command each rule's shell runs (`python -m <command> @args …`): its code fingerprint and
 # the libraries below go into the job's arguments file. A new rule with an arguments file adds a line.
 RULE_COMMANDS = {
@@ -109,6 +115,48 @@ class Plan:
 
     def reject_rows(self) -> list[dict[str, object]]:
         return catalog.reject_rows(list(self.rejects))
+
+
+def batch_outputs(day: str, label: str) -> tuple[str, str, str]:
+    """The stage manifest, segment manifest and points file the batch job of (day, label) declares."""
+    batch = f"date={day}/batch={label}.parquet"
+    return f"{STAGE}/_batches/{batch}", f"{SEGMENTS}/_batches/{batch}", f"{SEGMENTS}/_points/{batch}"
+
+
+def analysis_manifest(month: str) -> str:
+    return f"{ANALYSIS}/_batches/month={month}.parquet"
+
+
+def figure_folders(month: str) -> tuple[str, str]:
+    """The figure job's two declared folders: day figures, day runs tables."""
+    return f"{REPORT}/iv_days/month={month}", f"{REPORT}/iv_day_runs/month={month}"
+
+
+def raw_list_name(day: str, label: str, files: list[RawFile]) -> str:
+    """Content-addressed: the same batch content always has the same list, so a running job's list is
+    never rewritten under it (a concurrent `snakemake -n` writes a new name)."""
+    return f"{day}_{label}_{len(files)}-files_{catalog.fingerprint(files)}.json"
+
+
+def existing_other_days(root: str, days: frozenset[str]) -> list[str]:
+    """In a days=… run, the other days' batch manifests as they are on disk."""
+    if not days:
+        return []
+    found = sorted(Path(root, "_batches").glob("date=*/batch=*.parquet"))
+    return [str(p) for p in found if p.parent.name.removeprefix("date=") not in days]
+
+
+def notes(plan: Plan) -> list[str]:
+    """The change listing's lines about this plan: rejects without a job, a days=… selection."""
+    lines = []
+    if plan.rejects:
+        lines.append(
+            f"nanolab: {len(plan.rejects)} raw files are rejects (unreadable header, no data rows or unknown procedure): "
+            "listed in the manifest, no job"
+        )
+    if plan.days:
+        lines.append(f"nanolab: only days {', '.join(sorted(plan.days))}; other days' results are left as they are")
+    return lines
 
 
 def classify(files: list[RawFile], procedures: frozenset[str]) -> tuple[list[RawFile], list[tuple[RawFile, str]]]:
