@@ -78,6 +78,9 @@ def merge(kind: str, out_root: Path, batch_manifests: list[Path], output: Path, 
     }[kind]
     table = manifest.merge_manifests(batch_manifests, schema)
     if extra_rows:
+        # the catalog's rows win over a batch manifest written before the plan knew them as rejects
+        known = pa.array([row["source_file"] for row in extra_rows], pa.string())
+        table = table.filter(pc.invert(pc.is_in(table["source_file"], value_set=known)))
         table = manifest.sort_manifest(pa.concat_tables([table, pa.Table.from_pylist(extra_rows, schema=schema)]), schema)
     columns, listed = integrity.LISTED[kind]
     if damage := integrity.find_damage(listed(table.select(list(columns)).to_pydict())):
