@@ -101,6 +101,8 @@ def merge(kind: str, out_root: Path, batch_manifests: list[Path], output: Path, 
 def run_manifests(args: argparse.Namespace) -> None:
     """Both manifests, the rejects list and the summary in one job: the end of every run is one step."""
     undated = json.loads(args.undated_rejects.read_text(encoding="utf-8")) if args.undated_rejects else []
+    for row in undated:  # the rejects the catalog knows had no staging job to log them
+        log.warning("%s %s: %s", "rejected" if row["status"] == "reject" else "skipped", row["source_file"], row["reason"])
     staged = merge("stage", args.stage_root, args.stage_batches, args.stage_manifest, undated)
     segmented = merge("segment", args.segment_root, args.segment_batches, args.segment_manifest)
     days = set(iv_days(segmented.select(["date"]).to_pydict()))  # what the analysis and figure jobs write
