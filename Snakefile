@@ -8,11 +8,19 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config.yaml"
+# The workflow's defaults, then the run folder's own config.yaml and lab.yaml (the lab's settings, at
+# least raw_root, git-ignored) when present: `--directory <folder>` runs on that folder's settings.
+# --config and --configfile still win.
+configfile: f"{workflow.basedir}/config.yaml"
 
 
-# The lab's own settings (at least raw_root), git-ignored, read after config.yaml when present:
-# every command then runs on the lab's raw tree as written. --config and --configfile still win.
+if Path("config.yaml").exists() and not Path("config.yaml").samefile(
+    f"{workflow.basedir}/config.yaml"
+):
+
+    configfile: "config.yaml"
+
+
 if Path("lab.yaml").exists():
 
     configfile: "lab.yaml"
@@ -40,6 +48,7 @@ rule all:
 
 onstart:
     record_raw_root()
+    mark_forced_jobs()
     without_local_rate_limit()
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import reuse
+from . import outputs, reuse
 from .analysis import KINDS, AnalysisSettings, analyse_day
 from .io import read_parquet, write_parquet, write_parquet_atomic
 from .iv_segments import POINTS_SCHEMA
@@ -49,15 +49,31 @@ def read_points(paths: list[Path], with_segments: bool = False) -> pa.Table:
     return points if with_segments else points.drop_columns(["segment_id"])
 
 
-def analyse_days(points_files: list[Path], out_root: Path, settings: AnalysisSettings, excluded: dict[str, list[str]] | None = None) -> pa.Table:
-    """Analyse each day found in `points_files`, without the runs `excluded` names for it (copies of
-    other raw files, with analysis.exclude_duplicates); returns one manifest row per day and kind."""
+def analysed_days(segment_manifests: list[Path]) -> list[str]:
+    """The days the segment manifests list IV runs on (nanolab.outputs: the figures' days too)."""
+    tables = [read_parquet(path, columns=["date"]) for path in segment_manifests]
+    return outputs.iv_days({"date": [day for table in tables for day in table["date"].to_pylist()]})
+
+
+def analyse_days(
+    points_files: list[Path],
+    out_root: Path,
+    settings: AnalysisSettings,
+    days: list[str] | None = None,
+    trusted: bool = True,
+    excluded: dict[str, list[str]] | None = None,
+) -> pa.Table:
+    """Analyse each of `days` (default: each day found in `points_files`), without the runs `excluded`
+    names for it (copies of other raw files, with analysis.exclude_duplicates); one manifest row per day
+    and kind. A day's record is reused only when `trusted` (not in a forced job)."""
     rows: list[dict] = []
-    for day, paths in points_by_day(points_files).items():
+    points_of = points_by_day(points_files)
+    for day in points_of if days is None else days:
+        paths = points_of.get(day, [])
         left_out = sorted((excluded or {}).get(day, []))
         record = out_root / "_records" / f"date={day}.json"
         record_key = reuse.key(repr(settings), day, *left_out, *(reuse.content_id(path) for path in paths))
-        if saved := reuse.load(record, record_key):
+        if trusted and (saved := reuse.load(record, record_key)):
             rows += saved.row["outputs"]  # made before from these very points with these settings, and whole
             continue
         points = read_points(paths)
@@ -97,6 +113,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--hysteresis-decimals", type=int, required=True)
     parser.add_argument("--group-by", choices=("chip", "day"), required=True)
     parser.add_argument("--exclude-runs", default="[]", help="JSON [{run_id, date}]: runs the analysis leaves out (copies of other raw files)")
+    parser.add_argument("--segment-manifests", type=Path, nargs="*", help="the month's segment batch manifests: which days are analysed")
+    parser.add_argument("--check", type=Path, nargs="*", help="the job's check files: a forced job reuses nothing")
     parser.add_argument("points", type=Path, nargs="*", help="the month's iv_points batch files")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -104,7 +122,8 @@ def main(argv: list[str] | None = None) -> None:
     excluded: dict[str, list[str]] = defaultdict(list)
     for run in json.loads(args.exclude_runs):
         excluded[run["date"]].append(run["run_id"])
-    manifest = analyse_days(args.points, args.out_root, settings, excluded)
+    days = None if args.segment_manifests is None else analysed_days(args.segment_manifests)
+    manifest = analyse_days(args.points, args.out_root, settings, days, reuse.trusted(args.check), excluded)
     write_parquet_atomic(manifest, args.manifest)
     write_csv(fits_table(manifest), args.fits_table)
     log.info("analysed %d days", len(set(manifest["date"].to_pylist())))

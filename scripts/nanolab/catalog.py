@@ -5,8 +5,10 @@ Read at DAG-build time, so it must be cheap for ~10,000 files: facts are cached 
 and only files that changed since the last run are opened (~150 µs each otherwise). The content
 hash lets a batch's fingerprint ignore a touched-but-unchanged file.
 
-A file whose header cannot be read and whose path holds no date has no measurement day: it gets no
-batch (no job, no figure) and reaches the manifest as an undated reject with the reason found here.
+A file the catalog already knows is a reject (unreadable header, no data rows; nanolab.plan adds an
+unknown procedure) gets no batch (no job, no figure): it reaches the manifest as a reject row with the
+reason found here, dated only by its start time or path (never by its mtime: a broken file copied
+today must not create a day "today").
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ from .atomic import write_text_atomic
 from .header import HEADER_BYTES, RawFormatError, split_raw
 from .identity import date_from_path, make_run_id, parse_start_time, resolve_date
 
-CACHE_VERSION = 5  # 5: files as rows (field order of RawFile), not objects: half the parse time
+CACHE_VERSION = 6  # 6: date_origin; a header without data rows is a reject
 RESOURCE_FORK = "macOS resource fork (._ file), not a measurement"
 OUTSIDE_ROOT = "symlink to a file outside raw_root: not read"
+NO_DATA_ROWS = "header but no data rows"
 CHUNK_BYTES = 1 << 20
 
 
@@ -38,7 +41,13 @@ class RawFile(NamedTuple):  # built ~10,000 times from the cache each run: a tup
     date: str | None  # None: header unreadable and no date in the path (an undated reject, no batch)
     run_id: str
     content_hash: str  # "<size>:<crc32>" of the bytes; "" when the file cannot be read
-    reason: str | None = None  # why the header could not be read (the manifest row of an undated reject)
+    reason: str | None = None  # why the file is a reject the catalog already knows (None: it may stage)
+    date_origin: str | None = None  # meta | path | mtime: where `date` came from
+
+
+def unknown_procedure(name: str) -> str:
+    """The reject reason of a procedure the schema does not know (the catalog's and the stage job's)."""
+    return f"unknown procedure {name!r} (not in the procedure schema)"
 
 
 def is_raw_csv(name: str) -> bool:
@@ -86,14 +95,21 @@ def describe(raw_root: Path, source_file: str, timezone: str) -> RawFile:
             crc = zlib.crc32(chunk, crc)
     content_hash = f"{stat.st_size}:{crc:08x}"
     try:
-        header, _, _ = split_raw(head)
+        header, _, label_offset = split_raw(head)
         proc, start = header.procedure, parse_start_time(header.start_time_text)
     except RawFormatError as error:
         run_id = make_run_id(source_file, None)
-        return RawFile(source_file, stat.st_size, stat.st_mtime_ns, None, path_day(source_file), run_id, content_hash, str(error))
-    day, _ = resolve_date(start, source_file, stat.st_mtime, timezone)
+        day = path_day(source_file)
+        return RawFile(source_file, stat.st_size, stat.st_mtime_ns, None, day, run_id, content_hash, str(error), day and "path")
+    day, origin = resolve_date(start, source_file, stat.st_mtime, timezone)
     run_id = make_run_id(source_file, start)
-    return RawFile(source_file, stat.st_size, stat.st_mtime_ns, proc, day.isoformat(), run_id, content_hash)
+    reason = None if stat.st_size > len(head) or has_data_rows(head[label_offset:]) else NO_DATA_ROWS
+    return RawFile(source_file, stat.st_size, stat.st_mtime_ns, proc, day.isoformat(), run_id, content_hash, reason, origin)
+
+
+def has_data_rows(table: bytes) -> bool:
+    """Anything but blanks after the label row (the table part of a file read whole)."""
+    return any(line.strip() for line in table.splitlines()[1:])
 
 
 def path_day(source_file: str) -> str | None:
@@ -104,8 +120,9 @@ def path_day(source_file: str) -> str | None:
 
 
 def unreadable(source_file: str, timezone: str, reason: str) -> RawFile:
-    """A file we cannot even stat or open still gets a batch when its path is dated, so its reject row is written."""
-    return RawFile(source_file, -1, -1, None, path_day(source_file), make_run_id(source_file, None), "", reason)
+    """A file we cannot even stat or open: a reject row, dated by its path when it has a date there."""
+    day = path_day(source_file)
+    return RawFile(source_file, -1, -1, None, day, make_run_id(source_file, None), "", reason, day and "path")
 
 
 def scan(raw_root: Path, timezone: str, cache_path: Path | None = None) -> list[RawFile]:
@@ -187,6 +204,18 @@ def fingerprint(files: list[RawFile]) -> str:
     return digest.hexdigest()
 
 
+def reject_reason(raw_file: RawFile, procedures: frozenset[str]) -> str | None:
+    """Why the file cannot stage, when the catalog already knows; None when it goes to a staging job."""
+    if raw_file.reason is not None or raw_file.proc is None:
+        return raw_file.reason or "unreadable"
+    return None if raw_file.proc in procedures else unknown_procedure(raw_file.proc)
+
+
+def reject_day(raw_file: RawFile) -> str | None:
+    """A reject's day: its start time's or its path's, never its mtime's."""
+    return raw_file.date if raw_file.date_origin in ("meta", "path") else None
+
+
 def undated(catalog: list[RawFile]) -> list[RawFile]:
     """Files with no measurement day: they have no batch, only a manifest row."""
     return [raw_file for raw_file in catalog if raw_file.date is None]
@@ -194,15 +223,24 @@ def undated(catalog: list[RawFile]) -> list[RawFile]:
 
 def undated_rows(files: list[RawFile]) -> list[dict[str, object]]:
     """Manifest rows of undated files (reject, or skipped for a resource fork), date null, with the reason."""
+    return reject_rows([(f, f.reason) for f in files])
+
+
+def reject_rows(rejects: list[tuple[RawFile, str | None]]) -> list[dict[str, object]]:
+    """Manifest rows of the rejects the catalog knows (reject, or skipped for a resource fork), with the
+    reason and the day of their start time or path (null otherwise): the manifests job writes them."""
     return [
         {
             "source_file": f.source_file,
-            "status": "skipped" if f.reason == RESOURCE_FORK else "reject",
-            "reason": f.reason,
-            "date": None,
+            "status": "skipped" if reason == RESOURCE_FORK else "reject",
+            "reason": reason,
+            "proc": f.proc,
+            "date": reject_day(f),
+            "date_origin": f.date_origin if reject_day(f) else None,
+            "run_id": f.run_id if f.proc is not None else None,
             "size_bytes": f.size if f.size >= 0 else None,
         }
-        for f in files
+        for f, reason in rejects
     ]
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -114,6 +115,41 @@ def describe_code_changes(before: dict[str, str], after: dict[str, str], affecte
     return f"nanolab: code changed since results/ was last built: {', '.join(changed)} (reruns {', '.join(rules) or 'no rule'})"
 
 
+def describe_library_changes(before: dict[str, dict[str, str]], after: dict[str, dict[str, str]]) -> str | None:
+    """Which library versions changed since the last build ({rule: {library: version}}) and the rules they rerun."""
+    changed: dict[str, tuple[str | None, str | None]] = {}
+    for rule in sorted(set(before) & set(after)):
+        for name in sorted(set(before[rule]) | set(after[rule])):
+            if before[rule].get(name) != after[rule].get(name):
+                changed[name] = (before[rule].get(name), after[rule].get(name))
+    if not changed:
+        return None
+    rules = sorted(rule for rule in set(before) & set(after) if before[rule] != after[rule])
+    named = ", ".join(f"{name} {old} -> {new}" for name, (old, new) in changed.items())
+    return f"nanolab: libraries changed since results/ was last built: {named} (reruns {', '.join(rules)}, redoing their outputs)"
+
+
+def change_lines(
+    previous: dict | None,
+    now: dict[str, str],
+    raw_root: str,
+    code: dict[str, str],
+    affected: Callable[[], dict[str, set[str]]],
+    libraries: dict[str, dict[str, str]],
+) -> list[str]:
+    """What changed since results/ was last built: the raw tree ({path: content hash}), the package's
+    modules (`affected()`: {rule: modules it runs}, asked only when the code changed: parsing costs) and
+    the library versions ({rule: {library: version}})."""
+    if previous is None:
+        return [f"nanolab: {len(now)} raw files in {raw_root}; results/ has no record of a finished run yet"]
+    before = {path: entry[0] for path, entry in previous["files"].items()}
+    lines = [describe_changes(diff_trees(before, now), len(now))]
+    if previous.get("code", {}) != code:
+        lines.append(describe_code_changes(previous.get("code", {}), code, affected()) or "")
+    lines.append(describe_library_changes(previous.get("libraries", {}), libraries) or "")
+    return [line for line in lines if line]
+
+
 def load_tree(results: Path) -> dict | None:
     """The last successful build's record: {'files': {path: [hash, day]}, 'code': {module: hash}}."""
     try:
@@ -123,14 +159,17 @@ def load_tree(results: Path) -> dict | None:
         return None
 
 
-def tree_after_run(previous: dict | None, files: dict[str, list], code: dict[str, str], days: set[str]) -> dict:
+def tree_after_run(previous: dict | None, files: dict[str, list], code: dict[str, str], days: set[str], libraries: dict | None = None) -> dict:
     """The record after a successful run; a run restricted to some days updates only those days
     (and the undated files, which every run's manifests job handles)."""
     if not days or previous is None:
-        return {"files": files, "code": code}
+        return {"files": files, "code": code} | ({"libraries": libraries} if libraries is not None else {})
     kept = {path: entry for path, entry in previous["files"].items() if entry[1] is not None and entry[1] not in days}
     updated = {path: entry for path, entry in files.items() if entry[1] is None or entry[1] in days}
-    return {"files": {**kept, **updated}, "code": previous.get("code", code)}
+    document = {"files": {**kept, **updated}, "code": previous.get("code", code)}
+    if "libraries" in previous or libraries is not None:
+        document["libraries"] = previous.get("libraries", libraries)
+    return document
 
 
 def save_tree(results: Path, document: dict) -> None:

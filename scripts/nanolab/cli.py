@@ -15,11 +15,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import batch, integrity, iv_segments, manifest, stage
+from . import batch, integrity, iv_segments, manifest, reuse, stage
 from .atomic import write_text_atomic
 from .io import read_parquet, write_parquet_atomic
 from .jobargs import JobArgumentParser
 from .nopandas import without_pandas
+from .outputs import iv_days
 from .schema import load_schema
 
 log = logging.getLogger("nanolab")
@@ -37,8 +38,9 @@ def run_stage(args: argparse.Namespace) -> None:
 
 def run_batch(args: argparse.Namespace) -> None:
     """Stage a batch and segment its IV runs: the workflow's one job per (day, batch)."""
-    staging = stage.StageSettings(args.raw_root, args.stage_root, load_schema(args.schema), args.timezone)
-    segmentation = iv_segments.SegmentSettings(args.segment_root, args.voltage_column, args.dv_threshold, args.min_segment_points)
+    trusted = reuse.trusted(args.check)  # a forced job stages and segments every run from its raw bytes
+    staging = stage.StageSettings(args.raw_root, args.stage_root, load_schema(args.schema), args.timezone, trusted)
+    segmentation = iv_segments.SegmentSettings(args.segment_root, args.voltage_column, args.dv_threshold, args.min_segment_points, trusted)
     staged, segmented, points = batch.process_batch(args.raw_files + listed_files(args.raw_files_from), staging, segmentation)
     for row in staged.filter(pc.equal(staged["status"], "reject")).to_pylist():
         log.warning("rejected %s: %s", row["source_file"], row["reason"])
@@ -79,6 +81,9 @@ def merge(
     }[kind]
     table = manifest.merge_manifests(batch_manifests, schema)
     if extra_rows:
+        # the catalog's rows win over a batch manifest written before the plan knew them as rejects
+        known = pa.array([row["source_file"] for row in extra_rows], pa.string())
+        table = table.filter(pc.invert(pc.is_in(table["source_file"], value_set=known)))
         table = manifest.sort_manifest(pa.concat_tables([table, pa.Table.from_pylist(extra_rows, schema=schema)]), schema)
     if duplicates is not None:
         table = manifest.mark_duplicates(table, duplicates)
@@ -101,11 +106,13 @@ def merge(
 def run_manifests(args: argparse.Namespace) -> None:
     """Both manifests, the rejects list and the summary in one job: the end of every run is one step."""
     undated = json.loads(args.undated_rejects.read_text(encoding="utf-8")) if args.undated_rejects else []
+    for row in undated:  # the rejects the catalog knows had no staging job to log them
+        log.warning("%s %s: %s", "rejected" if row["status"] == "reject" else "skipped", row["source_file"], row["reason"])
     staged = merge("stage", args.stage_root, args.stage_batches, args.stage_manifest, undated, json.loads(args.duplicates))
     segmented = merge("segment", args.segment_root, args.segment_batches, args.segment_manifest)
-    days = set(args.iv_days)  # days the analysis and figure rules cover; anything else is left over
+    days = set(iv_days(segmented.select(["date"]).to_pydict()))  # what the analysis and figure jobs write
     report_root = args.staging_summary.parent  # results/04_report, where the figure rules write
-    for path in manifest.prune_days_without_iv_runs(report_root, args.analysis_root, days):
+    for path in manifest.prune_days_without_iv_runs(report_root, args.analysis_root, days, set(args.iv_months)):
         log.info("removed %s: no IV runs on that day any more", path)
     manifest.write_rejects_csv(staged, args.rejects)
     manifest.write_csv(manifest.staging_summary(staged), args.staging_summary)
@@ -166,13 +173,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--stage-output", type=Path, required=True, help="stage batch manifest Parquet")
     p.add_argument("--segment-output", type=Path, required=True, help="segment batch manifest Parquet")
     p.add_argument("--points-output", type=Path, required=True, help="the batch's segmented IV rows, Parquet")
+    p.add_argument("--check", type=Path, nargs="*", help="the job's check files: a forced job reuses nothing")
     p.set_defaults(run=run_batch)
 
     p = commands.add_parser("manifests", help="merge batch manifests, remove orphaned outputs, summarize")
     p.add_argument("--stage-root", type=Path, required=True, help="results/02_stage")
     p.add_argument("--segment-root", type=Path, required=True, help="results/03_intermediate")
     p.add_argument("--analysis-root", type=Path, required=True, help="results/04_analysis")
-    p.add_argument("--iv-days", nargs="*", default=[], help="days with IV runs (analysed and drawn)")
+    p.add_argument("--iv-months", nargs="*", default=[], help="months with analysis and figure jobs")
     p.add_argument("--stage-manifest", type=Path, required=True)
     p.add_argument("--segment-manifest", type=Path, required=True)
     p.add_argument("--rejects", type=Path, required=True)
@@ -180,7 +188,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--staging-summary", type=Path, required=True, help="CSV: files per day, procedure, status")
     p.add_argument("--segmentation-qc", type=Path, required=True, help="CSV: IV runs without exactly 4 segments")
     p.add_argument("--segment-points", type=Path, required=True, help="CSV: points per segment type")
-    p.add_argument("--undated-rejects", type=Path, help="JSON list of manifest rows of files with no day (no batch)")
+    p.add_argument("--undated-rejects", type=Path, help="JSON list of manifest rows of the rejects the catalog knows (no batch)")
     p.add_argument("--duplicates", default="[]", help="JSON list of the copies of other raw files (catalog.duplicates)")
     p.add_argument("--duplicates-excluded", action="store_true", help="the analysis leaves the copies out (for the summary)")
     p.add_argument("--stage-batches", type=Path, nargs="*", default=[])

@@ -24,11 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+from . import outputs
 from .atomic import write_text_atomic
 
 PARQUET_MAGIC = b"PAR1"
 PNG_TRAILER = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # empty IEND chunk: the last 12 bytes of every whole PNG
 OUTPUT_SIZES = "_outputs.json"  # written by the manifests job beside the merged stage manifest
+FORCED = "forced"  # a check file starting so: its job was forced (`--forceall`, `-R`), no reuse record applies
 WHOLE = "whole\n"  # a check file's text when its batch is whole (mtime 0: older than any output)
 
 
@@ -82,15 +84,16 @@ LISTED = {
 }
 
 
-def listed_outputs(batch_manifest: str | Path, kind: str) -> list[Expected]:
-    """What a batch manifest (kind 'stage' or 'segment') says is on disk; raises if it is unreadable."""
+def listed_outputs(batch_manifest: str | Path, kind: str) -> tuple[list[Expected], list[str]]:
+    """What a batch manifest (kind 'stage', 'segment' or 'analysis') says is on disk, and for a segment
+    manifest the days that have analysis tables and figures (`outputs.iv_days`); raises if unreadable."""
     import pyarrow.parquet as pq  # only for a manifest written since the last run: a no-op run imports no pyarrow (~0.17 s)
 
     columns, expected = LISTED[kind]
     with pq.ParquetFile(batch_manifest) as parquet:
-        present = [name for name in columns if name in parquet.schema_arrow.names]
-        table = parquet.read(columns=present, use_threads=False)
-    return expected(table.to_pydict())
+        present = [name for name in (*columns, "date") if name in parquet.schema_arrow.names]
+        table = parquet.read(columns=present, use_threads=False).to_pydict()
+    return expected(table), outputs.iv_days(table) if kind == "segment" else []
 
 
 def find_damage(expected: Iterable[Expected | tuple[str, int | None]]) -> list[Damage]:
@@ -132,16 +135,22 @@ def check_batch_manifest(batch_manifest: str, kind: str) -> list[Damage]:
 
 def check_batch_manifests(manifests: dict[str, str], index_path: Path | None) -> dict[str, list[Damage]]:
     """{batch manifest: kind} -> {batch manifest: damage}: each listed file stat-ed against its size."""
+    return check_and_list(manifests, index_path)[0]
+
+
+def check_and_list(manifests: dict[str, str], index_path: Path | None) -> tuple[dict[str, list[Damage]], dict[str, list[str]]]:
+    """The damage of each batch manifest (as `check_batch_manifests`) and the days each whole segment
+    manifest that could be read has analysis tables and figures for (`outputs.iv_days`)."""
     listed, damage = read_listed(manifests, index_path)
     for manifest in manifests:
         if manifest not in damage:
-            paths, sizes = listed[manifest][1:] if manifest in listed else ([], [])  # missing: nothing listed to check
+            paths, sizes = listed[manifest][1:3] if manifest in listed else ([], [])  # missing: nothing listed to check
             damage[manifest] = find_damage(zip(paths, sizes))
-    return damage
+    return damage, {manifest: entry[3] for manifest, entry in listed.items()}
 
 
 def read_listed(manifests: dict[str, str], index_path: Path | None) -> tuple[dict[str, list], dict[str, list[Damage]]]:
-    """What each batch manifest lists, {manifest: [[size, mtime], paths, sizes]}, and the damage of those
+    """What each batch manifest lists, {manifest: [[size, mtime], paths, sizes, days]}, and the damage of those
     that are unreadable. Cached in `index_path` by the manifest's size and mtime: a no-op run reads no
     Parquet file. Also called after a successful run, so the next run finds the index up to date."""
     index = _load_index(index_path)
@@ -155,15 +164,15 @@ def read_listed(manifests: dict[str, str], index_path: Path | None) -> tuple[dic
             continue
         key = [stat.st_size, stat.st_mtime_ns]
         entry = index.get(manifest)
-        if entry is None or entry[0] != key:
+        if entry is None or entry[0] != key or len(entry) != 4:
             try:
                 if not parquet_is_whole(manifest):
                     raise ValueError("not a whole Parquet file")
-                items = listed_outputs(manifest, kind)
+                items, days = listed_outputs(manifest, kind)
             except (OSError, ValueError, KeyError) as error:
                 unreadable[manifest] = [Damage(manifest, None, stat.st_size, f"{stat.st_size} bytes, unreadable: {error}")]
                 continue
-            entry, changed = [key, [item.path for item in items], [item.size for item in items]], True
+            entry, changed = [key, [item.path for item in items], [item.size for item in items], days], True
         listed[manifest] = entry
     if index_path is not None and (changed or listed.keys() != index.keys()):  # comparing 40,000 entries costs more
         _write(index_path, json.dumps(listed))
@@ -233,6 +242,11 @@ def write_check(path: str | Path, damage: list[Damage]) -> None:
         pass
     _write(path, WHOLE)
     os.utime(path, ns=(0, 0))
+
+
+def write_forced(path: str | Path) -> None:
+    """A forced job's check file: the job reads it and reuses no record (`reuse.trusted`)."""
+    _write(Path(path), f"{FORCED} {time.strftime('%Y-%m-%d %H:%M:%S')} ({time.time_ns()}): no reuse record applies\n")
 
 
 def _write(path: Path, text: str) -> None:

@@ -68,6 +68,7 @@ class SegmentSettings:
     voltage_column: str
     dv_threshold: float
     min_segment_points: int
+    reuse: bool = True  # False in a forced job: every run is segmented again
 
 
 def segment_table(run: pa.Table, segment: Segment) -> pa.Table:
@@ -193,7 +194,7 @@ def segment_run(
         voltage = pc.fill_null(narrow[settings.voltage_column], np.nan).to_numpy()
         segments = find_segments(voltage, settings.dv_threshold, settings.min_segment_points)
         record, record_key = run_folder / RECORD, segments_key(run_folder, f"{staged['output_bytes']}:{crc}", segments)
-        if segments and (saved := reuse.load(record, record_key)):
+        if settings.reuse and segments and (saved := reuse.load(record, record_key)):
             if points is not None:
                 points.append(run_points(str(staged["run_id"]), narrow, segments, settings.voltage_column))
             # the record keeps the start time as text: the staged row's own is the typed one

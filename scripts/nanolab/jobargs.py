@@ -9,6 +9,10 @@ every run, a no-op included), so the rules have none.
 from __future__ import annotations
 
 import argparse
+import hashlib
+from pathlib import Path
+
+from .atomic import write_text_atomic
 
 
 class JobArgumentParser(argparse.ArgumentParser):
@@ -27,3 +31,30 @@ def args_text(comment: str, args: list[object]) -> str:
     if any("\n" in value or "\r" in value for value in values):
         raise ValueError(f"an argument with a line break cannot go into an arguments file: {values!r}")
     return "".join(f"{line}\n" for line in [f"# {comment}", *values])
+
+
+def args_file(folder: Path, rule_name: str, label: str, comment: str, args: list[object]) -> tuple[Path, str]:
+    """(path, content) of a job's arguments file, named by its content: new content, new input file."""
+    text = args_text(comment, args)
+    digest = hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+    return folder / rule_name / f"{label}_{digest}.args", text
+
+
+def write_once(path: Path, text: str) -> Path:
+    """A content-addressed file (its name says what it holds): written only when missing."""
+    if not path.exists():
+        write_text_atomic(path, text, private=True)
+    return path
+
+
+def content_name(count: int, text: str) -> str:
+    """`<count>-files_<digest>.json`: a list named by what it holds."""
+    return f"{count}-files_{hashlib.blake2b(text.encode(), digest_size=8).hexdigest()}.json"
+
+
+def remove_others(folder: Path, patterns: dict[str, str], keep: set[str]) -> None:
+    """Lists and arguments files no job of the current plan uses ({subfolder: glob pattern})."""
+    for subfolder, pattern in patterns.items():
+        for path in (folder / subfolder).glob(pattern):
+            if str(path) not in keep:
+                path.unlink(missing_ok=True)

@@ -210,10 +210,10 @@ def write_csv(table: pa.Table, path: Path) -> Path:
     return write_bytes_atomic(csv_bytes(table), Path(path)).path
 
 
-def prune_days_without_iv_runs(report_root: Path, analysis_root: Path, days: set[str]) -> list[Path]:
-    """Analysis tables and figures of days (and months) that no longer have IV runs: their raw files
-    were deleted or moved. A month that still has days drops the others' drawings in its own job."""
-    months = {day[:7] for day in days}
+def prune_days_without_iv_runs(report_root: Path, analysis_root: Path, days: set[str], months: set[str]) -> list[Path]:
+    """Analysis tables and figures of days without IV runs (nanolab.outputs.iv_days) and of months without
+    analysis and figure jobs: their raw files were deleted or moved. A month that still has days drops
+    the others' drawings in its own job."""
     stale = [p for p in analysis_root.glob("*/date=*") if p.name.removeprefix("date=").removesuffix(".json") not in days]
     stale += [p for p in analysis_root.glob("_batches/month=*.parquet") if p.stem.removeprefix("month=") not in months]
     for kind in ("iv_days", "iv_day_runs", "iv_fits", "_drawn"):

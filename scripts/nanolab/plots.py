@@ -39,7 +39,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 from matplotlib.transforms import offset_copy  # noqa: E402
 
-from . import reuse  # noqa: E402
+from . import outputs, reuse  # noqa: E402
 from .analysis import AnalysisSettings, output_schema  # noqa: E402
 from .analysis_job import points_by_day, read_points  # noqa: E402
 from .atomic import Written, temporary_for, write_bytes_atomic  # noqa: E402
@@ -614,6 +614,7 @@ def plot_month(
     runs_dir: Path,
     drawn_dir: Path,
     timezone: str = "UTC",
+    trusted: bool = True,
 ) -> list[Path]:
     """A figure and a runs table for every day of the month that has IV runs.
 
@@ -628,14 +629,14 @@ def plot_month(
         tables_of[row["date"]].append(row)
     points_of, runs_of = points_by_day(points_files), points_by_day(segment_manifests)
     canvas: DayFigure | None = None  # built on the first day that is drawn: its axes cost ~0.1 s a layout
-    days = sorted(set(runs["date"].to_pylist()) if runs is not None else ())
+    days = outputs.iv_days(runs.select(["date"]).to_pydict()) if runs is not None else []
     written, redrawn = [], 0
     for day in days:
         record = drawn_dir / f"date={day}.json"
         inputs = [*points_of.get(day, []), *runs_of.get(day, []), *(Path(row["output"]) for row in tables_of[day])]
-        record_key = reuse.key("day figure", day, timezone, *(f"{path}:{reuse.content_id(path)}" for path in inputs))
+        record_key = reuse.key("day figure", reuse.library_key("matplotlib"), day, timezone, *(f"{path}:{reuse.content_id(path)}" for path in inputs))
         figure, table = drawn_dir / f"date={day}.png", drawn_dir / f"date={day}.csv"
-        if not reuse.load(record, record_key):
+        if not (trusted and reuse.load(record, record_key)):
             day_runs = runs.filter(pc.equal(runs["date"], day))
             points = read_points(points_of.get(day, []), with_segments=True)
             tables = {row["kind"]: read_parquet(row["output"], DRAWN_COLUMNS[row["kind"]]) for row in tables_of[day] if row["kind"] in DRAWN_COLUMNS}
@@ -670,9 +671,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs-dir", type=Path, required=True)
     parser.add_argument("--drawn-dir", type=Path, required=True, help="where each day is drawn and kept while its inputs are unchanged")
     parser.add_argument("--timezone", default="UTC", help="the lab's timezone, for the runs' start times")
+    parser.add_argument("--check", type=Path, nargs="*", help="the job's check files: a forced job redraws every day")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    plot_month(args.points, args.segment_manifests, args.analysis_manifest, args.figure_dir, args.runs_dir, args.drawn_dir, args.timezone)
+    trusted = reuse.trusted(args.check)
+    plot_month(args.points, args.segment_manifests, args.analysis_manifest, args.figure_dir, args.runs_dir, args.drawn_dir, args.timezone, trusted)
 
 
 if __name__ == "__main__":

@@ -17,11 +17,32 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from pathlib import Path
 
 from .atomic import Written, file_crc, write_text_atomic
+from .integrity import FORCED
+from .plan import library_versions
 
 CODE_VERSION = hashlib.blake2b(b"".join(path.read_bytes() for path in sorted(Path(__file__).parent.glob("*.py"))), digest_size=8).hexdigest()
+
+
+def trusted(check_files: list[Path] | None) -> bool:
+    """Whether this job may reuse its records: not when the plan marked it forced (common.smk's onstart
+    writes its check file, a declared input, so a cluster job reads it too)."""
+    for path in check_files or []:
+        try:
+            if path.read_text(encoding="utf-8").startswith(FORCED):
+                return False
+        except OSError:
+            continue
+    return True
+
+
+@cache
+def library_key(*names: str) -> str:
+    """The versions of Python and the libraries that write a job's bytes (`plan.library_versions`)."""
+    return json.dumps(library_versions(("pyarrow", "numpy", *names)), sort_keys=True)
 
 
 def content_id(path: Path) -> str:
@@ -30,7 +51,8 @@ def content_id(path: Path) -> str:
 
 
 def key(*parts: str) -> str:
-    return hashlib.blake2b("\x00".join((CODE_VERSION, *parts)).encode(), digest_size=12).hexdigest()
+    """Changes with the package's code, the library versions and the given parts."""
+    return hashlib.blake2b("\x00".join((CODE_VERSION, library_key(), *parts)).encode(), digest_size=12).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from . import reuse
 from .atomic import Written
-from .catalog import escapes_root, is_resource_fork
+from .catalog import NO_DATA_ROWS, escapes_root, is_resource_fork, unknown_procedure
 from .header import HEADER_BYTES, RawFormatError, RawHeader, split_raw
 from .identity import make_run_id, parse_start_time, resolve_date
 from .io import write_parquet, write_parquet_blocks_atomic
@@ -94,6 +94,7 @@ class StageSettings:
     out_root: Path  # results/02_stage
     schema: LabSchema
     timezone: str
+    reuse: bool = True  # False in a forced job: every run is staged from its raw bytes
 
     @functools.cached_property
     def fingerprint(self) -> str:
@@ -223,11 +224,12 @@ def stage_run(path: Path, settings: StageSettings) -> StagedRun:
             row.update(proc=header.procedure, date=day.isoformat(), date_origin=origin, run_id=run_id, start_dt=start)
             spec = settings.schema.procedure(header.procedure)
             if spec is None:
-                raise RawFormatError(f"unknown procedure {header.procedure!r} (not in the procedure schema)")
+                raise RawFormatError(unknown_procedure(header.procedure))
             output = output_path(settings, spec.name, day, run_id)
             record, record_key = output.with_name(RECORD), reuse.key(settings.fingerprint, source, reuse.content_id(path))
             # staged before from these very bytes; whole if its bytes, read once, have the recorded CRC
-            if (saved := reuse.load(record, record_key, whole=reuse.has_size)) and (data := reuse.read_if_whole(saved.outputs[0])) is not None:
+            saved = reuse.load(record, record_key, whole=reuse.has_size) if settings.reuse else None
+            if saved and (data := reuse.read_if_whole(saved.outputs[0])) is not None:
                 return StagedRun(saved.row | {"start_dt": start}, written=saved.outputs[0], data=data)
             # staged now: columns and parameters typed (a reused run's saved row has what they give)
             handle.seek(label_offset)
@@ -279,7 +281,7 @@ def damaged_lines(damage: Damage, head: bytes, label_offset: int) -> dict[str, l
 def no_rows_reason(damage: Damage, labels: int) -> str:
     if damage.skipped_rows:
         return f"no data rows with as many cells as the label row ({labels}): {damage.skipped_rows} rows with another number skipped"
-    return "header but no data rows"
+    return NO_DATA_ROWS
 
 
 def write_blocks(blocks: Iterator[pa.Table], output: Path) -> tuple[pa.Table | None, Written | None]:

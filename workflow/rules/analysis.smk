@@ -4,6 +4,7 @@ rule analyse_month:
     settings and code are unchanged keeps its tables."""
     input:
         points=get_points_of_month,
+        segments=get_segment_batch_manifests_of_month,
         args=get_shared_args("analyse_month"),
         check=get_analysis_output_check,
     output:
@@ -26,4 +27,5 @@ rule analyse_month:
         out_root=get_analysis_root,
     shell:
         "python -m nanolab.analysis_job @{input.args:q} --out-root {params.out_root:q} --manifest {output.manifest:q}"
-        " --fits-table {output.fits:q} -- {input.points:q} > {log:q} 2>&1"
+        " --fits-table {output.fits:q} --check {input.check:q} --segment-manifests {input.segments:q}"
+        " -- {input.points:q} > {log:q} 2>&1"

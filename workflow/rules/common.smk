@@ -1,20 +1,19 @@
 # Bookkeeping done once at DAG-build time: validate the config, check that results/ belongs to this
-# raw tree, catalog it, plan the batches, print what changed, and the input functions the rules use.
+# raw tree, build the plan (nanolab.plan) from the raw catalog, write the jobs' arguments files, print
+# what changed; then the input functions the rules use (one line each, reading the plan) and the
+# output check. New input functions go in the "input functions" section, new arguments in shared_args().
 import gc
-import hashlib
 import json
-import re
-import sys
 from functools import cache
 from pathlib import Path
 
 from snakemake.logging import logger
 from snakemake.utils import validate
 
-from nanolab import catalog, changes, codehash
+from nanolab import catalog, changes, checks, codehash, integrity, jobargs, plan
 from nanolab.config import checked_config
-from nanolab.atomic import write_text_atomic
-from nanolab.jobargs import args_text
+from nanolab.plan import Stop
+from nanolab.schema import read_yaml
 
 CONFIG_SCHEMA = Path(workflow.basedir, "workflow/schemas/config.schema.yaml")
 RESULTS = Path("results")
@@ -26,14 +25,17 @@ def typed_config(config):
     with one line per bad value naming the key, the value and the accepted form."""
     coerced, problems = checked_config(config, CONFIG_SCHEMA)
     if problems:
-        raise WorkflowError("invalid config: " + "; ".join(problems))
+        raise Stop("invalid config: " + "; ".join(problems))
     return coerced
 
 
 config.update(typed_config(config))
 for dotted in [key for key in config if "." in str(key)]:
     del config[dotted]  # merged into its mapping by typed_config()
-validate(config, schema=str(CONFIG_SCHEMA))  # fills in the schema's defaults
+try:
+    validate(config, schema=str(CONFIG_SCHEMA))  # fills in the schema's defaults
+except WorkflowError as error:
+    raise Stop(f"invalid config: {str(error).splitlines()[0]}") from None
 
 
 def checked_raw_root(raw_root):
@@ -42,20 +44,30 @@ def checked_raw_root(raw_root):
     """
     normalised = changes.normalise_root(raw_root)
     if not Path(normalised).is_dir():
-        raise WorkflowError(
+        raise Stop(
             f"raw_root {str(raw_root)!r} is not a folder (set it in lab.yaml, config.yaml or with --config raw_root=…)"
         )
     if problem := changes.root_mismatch(RESULTS, normalised):
-        raise WorkflowError(problem)
+        raise Stop(problem)
     return Path(normalised)
 
 
+def procedures(schema_file):
+    """The procedure names the schema knows: a file of another procedure is a reject, no job."""
+    try:
+        return plan.schema_procedures(read_yaml(schema_file))
+    except (OSError, ValueError) as error:
+        raise Stop(
+            f"procedure_schema {schema_file} cannot be read ({error}); set procedure_schema in config.yaml"
+        ) from None
+
+
 RAW_ROOT = checked_raw_root(config["raw_root"])
-STAGE = "results/02_stage"
-SEGMENTS = "results/03_intermediate"
+STAGE = plan.STAGE
+SEGMENTS = plan.SEGMENTS
+ANALYSIS = plan.ANALYSIS
 SCHEMA_FILE = str(Path(workflow.basedir, config["procedure_schema"]))
 SEGMENTATION = config["segmentation"]
-ANALYSIS = "results/04_analysis"
 ANALYSIS_SETTINGS = config["analysis"]
 
 # Jobs are batches (one per measurement day, split only when a day exceeds batch_size), never one
@@ -68,9 +80,20 @@ ANALYSIS_SETTINGS = config["analysis"]
 # scheduler stats every input of every ready job on each scheduling pass: 1.7 M stat calls and 74 s
 # of its own CPU for a lab-scale run (bench/). The name changes when a file is added, removed or
 # edited, not when it is only touched; and a rerun's reason stays one short line.
-CATALOG = catalog.scan(RAW_ROOT, config["timezone"], LISTS / "raw_catalog.json")
-ALL_BATCHES = catalog.plan_batches(CATALOG, config["batch_size"])
-UNDATED = catalog.undated(CATALOG)
+# Files the catalog knows are rejects (no data rows, unknown procedure, unreadable header) get no
+# batch, day or job: the manifests job lists them (nanolab.plan).
+PLAN = plan.build(
+    RAW_ROOT,
+    Path.cwd() / RESULTS,
+    catalog.scan(RAW_ROOT, config["timezone"], LISTS / "raw_catalog.json"),
+    procedures(SCHEMA_FILE),
+    config["batch_size"],
+    config["days"],
+)
+CATALOG = PLAN.catalog
+ALL_BATCHES = PLAN.batches
+DAYS = PLAN.days
+BATCHES = PLAN.selected_batches
 
 
 # ---- duplicate raw content: begin ---------------------------------------------------------------
@@ -97,112 +120,74 @@ def excluded_runs_args():
 # ---- duplicate raw content: end -----------------------------------------------------------------
 
 
-def selected_days(days, planned):
-    """The days a `--config days=…` run (re)processes; every day when none are given."""
-    unknown = sorted(set(days) - {day for day, _ in planned})
-    if unknown:
-        known = sorted({day for day, _ in planned})
-        raise WorkflowError(
-            f"days: no raw files on {', '.join(unknown)} (the raw tree has {len(known)} days"
-            + (f", {known[0]} to {known[-1]})" if known else ")")
-        )
-    return set(days)
+PREVIOUS_BUILD = changes.load_tree(RESULTS)
 
 
-DAYS = selected_days(config["days"], ALL_BATCHES)
-BATCHES = {
-    key: files for key, files in ALL_BATCHES.items() if not DAYS or key[0] in DAYS
-}
+# ---- arguments files ---------------------------------------------------------------------------
+# Each job's arguments (settings, raw-file list, code fingerprint, library versions) are one input file
+# named by its content (nanolab.jobargs): new settings, raw files, code or libraries make a new file and
+# rerun the job. The rules have no params of their own: comparing params makes Snakemake import pandas
+# (~0.7 s a run).
+ARGS = LISTS / "args"
 
 
 @cache
 def raw_list_path(day, label):
-    """Content-addressed: the same batch content always has the same list, so a running job's list is
-    never rewritten under it (a concurrent `snakemake -n` writes a new name)."""
-    files = ALL_BATCHES[(day, label)]
-    name = f"{day}_{label}_{len(files)}-files_{catalog.fingerprint(files)}.json"
-    return LISTS / "raw_lists" / name
+    return (
+        LISTS / "raw_lists" / plan.raw_list_name(day, label, ALL_BATCHES[(day, label)])
+    )
 
 
 def write_raw_lists(batches):
-    """Each batch's raw files (absolute paths), for its staging job to read."""
+    """Each batch's raw files (absolute paths), for its staging job to read (checked before the list is
+    built: ~0.1 s of path joins at lab scale)."""
     for (day, label), files in batches.items():
-        path = raw_list_path(day, label)
-        # checked before the list is built: ~0.1 s of path joins at lab scale
-        if not path.exists():
-            write_text_atomic(
-                path,
-                json.dumps([str(RAW_ROOT / f.source_file) for f in files]),
-                private=True,
-            )
+        if not raw_list_path(day, label).exists():
+            text = json.dumps([str(RAW_ROOT / f.source_file) for f in files])
+            jobargs.write_once(raw_list_path(day, label), text)
 
 
-def write_undated_list(files):
-    """The undated rejects' manifest rows, for the manifests job (they have no batch)."""
-    rows = catalog.undated_rows(files)
-    digest = catalog.fingerprint(files)
-    path = LISTS / "undated" / f"{len(rows)}-files_{digest}.json"
-    write_once(path, json.dumps(rows))
-    return str(path)
-
-
-def write_once(path, text):
-    """A content-addressed file (its name says what it holds): written only when missing."""
-    if not path.exists():
-        write_text_atomic(path, text, private=True)
+def write_reject_list(rows):
+    """The catalog's rejects' manifest rows, for the manifests job (they have no batch)."""
+    text = json.dumps(rows)
+    return str(
+        jobargs.write_once(
+            LISTS / "undated" / jobargs.content_name(len(rows), text), text
+        )
+    )
 
 
 write_raw_lists(BATCHES)
-UNDATED_LIST = write_undated_list(UNDATED)
-PREVIOUS_BUILD = changes.load_tree(RESULTS)
-
-
-def raw_tree_now():
-    """{path: [content hash, day]}: what a successful run records as built."""
-    return {f.source_file: [f.content_hash, f.date] for f in CATALOG}
-
-
-def rule_commands():
-    """{rule: 'nanolab stage'}: the package entry each rule's shell runs (`python -m <module> <subcommand>`)."""
-    found = {}
-    for each in workflow.rules:
-        match = re.search(
-            r"python -m (nanolab[\w.]*)(?: ([a-z][\w-]*))?", each.shellcmd or ""
-        )
-        if match:
-            found[each.name] = " ".join(filter(None, match.groups()))
-    return found
+UNDATED_LIST = write_reject_list(PLAN.reject_rows())
 
 
 @cache
 def code_versions():
     """{command: fingerprint of the package modules it runs}, cached while the package is unchanged."""
-    commands = sorted(set(rule_commands().values()))
+    commands = sorted(set(plan.RULE_COMMANDS.values()))
     return codehash.code_versions(commands, LISTS / "code_versions.json")
 
 
-def code_value(command):
-    return f"code of {command}: {code_versions()[command]}"
+@cache
+def library_versions(rule_name):
+    return plan.library_versions(plan.rule_libraries(rule_name))
 
 
-# Each job's arguments (settings, raw-file list, code fingerprint) are one input file named by its
-# content (nanolab.jobargs): new settings, raw files or code make a new file and rerun the job. The
-# rules have no params of their own: comparing params makes Snakemake import pandas (~0.7 s a run).
-ARGS = LISTS / "args"
+def all_library_versions():
+    """{rule: {library: version}}: recorded by a successful run, compared by the next."""
+    return {name: library_versions(name) for name in plan.RULE_COMMANDS}
 
 
 def args_file(rule_name, label, args):
-    """(path, content) of a job's arguments file; the content's first line says what it is for."""
-    command = rule_commands()[rule_name]
-    text = args_text(f"{rule_name} {label}; {code_value(command)}", args)
-    digest = hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
-    return ARGS / rule_name / f"{label}_{digest}.args", text
+    """(path, content) of a job's arguments file; the first line says what it is for and what made it."""
+    command = plan.RULE_COMMANDS[rule_name]
+    versions = plan.describe_versions(library_versions(rule_name))
+    comment = f"{rule_name} {label}; code of {command}: {code_versions()[command]}; {versions}"
+    return jobargs.args_file(ARGS, rule_name, label, comment, args)
 
 
 def written_args(rule_name, label, args):
-    path, text = args_file(rule_name, label, args)
-    write_once(path, text)
-    return str(path)
+    return str(jobargs.write_once(*args_file(rule_name, label, args)))
 
 
 def stage_args(day, label):
@@ -242,14 +227,15 @@ def manifests_args():
         ANALYSIS,
         "--undated-rejects",
         UNDATED_LIST,
-        "--iv-days",
-        *iv_days(),
+        "--iv-months",
+        *PLAN.all_iv_months,
         *duplicates_args(),
     ]
 
 
 def shared_args():
-    """{rule: arguments} of the rules whose jobs all take the same arguments (one file per rule)."""
+    """{rule: arguments} of the rules whose jobs all take the same arguments (one file per rule).
+    A new rule adds its line here and its command to nanolab.plan.RULE_COMMANDS."""
     return {
         "analyse_month": analysis_args(),
         "iv_figures": ["--timezone", config["timezone"]],
@@ -260,10 +246,7 @@ def shared_args():
 
 def all_args_files():
     """Every job's arguments file for the whole raw tree, whichever jobs this run needs."""
-    jobs = [
-        ("stage_batch", f"{day}_{label}", stage_args(day, label))
-        for day, label in ALL_BATCHES
-    ]
+    jobs = [("stage_batch", f"{d}_{b}", stage_args(d, b)) for d, b in ALL_BATCHES]
     jobs += [(rule_name, "all", args) for rule_name, args in shared_args().items()]
     return {str(args_file(*job)[0]) for job in jobs}
 
@@ -280,37 +263,22 @@ def get_shared_args(rule_name):
     return lambda wildcards: written_args(rule_name, "all", shared_args()[rule_name])
 
 
+# ---- what changed, and the hooks ---------------------------------------------------------------
+
+
 def print_changes():
-    """Before the job list of every run and dry run: what changed in the raw tree and the package code
-    since results/ was last built successfully (counts, then up to 10 paths of each kind).
+    """Before the job list of every run and dry run: what changed in the raw tree, the package code and
+    the libraries since results/ was last built successfully (counts, then up to 10 paths of each kind).
     """
-    now = {f.source_file: f.content_hash for f in CATALOG}
-    if PREVIOUS_BUILD is None:
-        lines = [
-            f"nanolab: {len(CATALOG)} raw files in {RAW_ROOT}; results/ has no record of a finished run yet"
-        ]
-    else:
-        before = {path: entry[0] for path, entry in PREVIOUS_BUILD["files"].items()}
-        lines = [changes.describe_changes(changes.diff_trees(before, now), len(now))]
-        hashes = codehash.module_hashes()
-        # which rules a code change reruns: the package is parsed only when it changed
-        if PREVIOUS_BUILD.get("code", {}) != hashes:
-            affected = {
-                name: codehash.rule_closure(command)
-                for name, command in rule_commands().items()
-            }
-            code = changes.describe_code_changes(
-                PREVIOUS_BUILD.get("code", {}), hashes, affected
-            )
-            lines += [code] if code else []
-    if UNDATED:
-        lines.append(
-            f"nanolab: {len(UNDATED)} raw files have no date (unreadable header, no date in the path): listed as rejects, no job"
-        )
-    if DAYS:
-        lines.append(
-            f"nanolab: only days {', '.join(sorted(DAYS))}; other days' results are left as they are"
-        )
+    lines = changes.change_lines(
+        PREVIOUS_BUILD,
+        {f.source_file: f.content_hash for f in CATALOG},
+        str(RAW_ROOT),
+        codehash.module_hashes(),
+        lambda: {n: codehash.rule_closure(c) for n, c in plan.RULE_COMMANDS.items()},
+        all_library_versions(),
+    )
+    lines += plan.notes(PLAN)
     logger.info(
         "\n".join(lines)
     )  # snakemake's own stream: before its job list, -n or not
@@ -321,26 +289,79 @@ def record_raw_root():
     changes.record_root(RESULTS, str(RAW_ROOT))
 
 
+def mark_forced_jobs():
+    """onstart: a job forced by --forceall, --forcerun or -R redoes its outputs from the raw bytes: its
+    check file (a declared input, read by the job) says so and no reuse record applies. The next run's
+    check writes 'whole' again (mtime 0), so nothing reruns because of it."""
+    for job in workflow.dag.needrun_jobs():
+        if workflow.dag.reason(job).forced:
+            for path in job.input:
+                if str(path).startswith(f"{OUTPUT_CHECKS}/"):
+                    integrity.write_forced(path)
+
+
 def record_build():
-    """onsuccess: the raw tree and code results/ now reflect; stale batch lists are removed."""
+    """onsuccess: the raw tree, code and libraries results/ now reflect; stale lists are removed."""
+    files = {f.source_file: [f.content_hash, f.date] for f in CATALOG}
     document = changes.tree_after_run(
-        PREVIOUS_BUILD, raw_tree_now(), codehash.module_hashes(), DAYS
+        PREVIOUS_BUILD, files, codehash.module_hashes(), DAYS, all_library_versions()
     )
     if document != PREVIOUS_BUILD:
         changes.save_tree(RESULTS, document)
-    keep = {str(raw_list_path(day, label)) for day, label in ALL_BATCHES}
-    keep.add(UNDATED_LIST)
-    keep |= all_args_files()
     # What the manifests just written list, read now rather than by the next run (a no-op then reads no Parquet)
     integrity.read_listed(batch_manifest_kinds(), LISTED_INDEX)
-    for folder, pattern in (
-        ("raw_lists", "*.json"),
-        ("undated", "*.json"),
-        ("args", "*/*.args"),
+    keep = {str(raw_list_path(day, label)) for day, label in ALL_BATCHES}
+    jobargs.remove_others(
+        LISTS,
+        {"raw_lists": "*.json", "undated": "*.json", "args": "*/*.args"},
+        keep | {UNDATED_LIST} | all_args_files(),
+    )
+
+
+def print_summary():
+    """The summary, from the run folder's results/ (at exit Snakemake is back in the launch folder)."""
+    summary = PLAN.results / "summary.txt"
+    if summary.exists():
+        print(summary.read_text(), end="")
+
+
+def print_summary_if_nothing_was_done():
+    """Snakemake calls onsuccess only after jobs ran; a run with nothing to do returns before it.
+    Called at exit: prints the summary after "Nothing to be done" (the check below vouched for it).
+    """
+    dag = workflow.dag
+    if (
+        workflow.is_main_process
+        and workflow.scheduler is not None
+        and dag is not None
+        and len(dag) == 0
+        and not workflow.dryrun
     ):
-        for path in (LISTS / folder).glob(pattern):
-            if str(path) not in keep:
-                path.unlink(missing_ok=True)
+        print_summary()
+
+
+def skip_final_collection():
+    """At exit: Python's last garbage collection walks every object Snakemake built for the DAG
+    (~0.3 s of a ~2 s no-op at lab scale) only to free memory the process returns anyway. Frozen
+    objects are skipped. Nothing relies on it: files are closed where they are written, and
+    logging flushes its handlers in its own exit handler."""
+    gc.freeze()
+
+
+def without_local_rate_limit():
+    """Snakemake's job rate limiter (default 100 jobs per 1 s) arms a 1 s timer at the end of every
+    scheduling pass that leaves jobs waiting, and each timer starts another pass that arms another:
+    every job event adds a chain firing once a second while jobs wait (2,792 passes, 15 CPU-s of the
+    snakemake process for 64 jobs on 2 cores; snakemake/snakemake#3744). A local run is limited by its
+    cores anyway, so its default limit is dropped (called from onstart, once the scheduler exists);
+    a cluster run or any other limit keeps it."""
+    limit = workflow.scheduling_settings.max_jobs_per_timespan
+    default = limit is not None and (limit.max_jobs, limit.timespan) == (100, 1)
+    if workflow.local_exec and default:
+        workflow.scheduler.job_rate_limiter = None
+
+
+# ---- input functions ---------------------------------------------------------------------------
 
 
 wildcard_constraints:
@@ -350,49 +371,31 @@ wildcard_constraints:
     month=r"\d{4}-\d{2}",
 
 
-def existing_other_days(root):
-    """In a days=… run, the other days' batch manifests as they are on disk."""
-    if not DAYS:
-        return []
-    found = sorted(Path(root, "_batches").glob("date=*/batch=*.parquet"))
-    return [str(p) for p in found if p.parent.name.removeprefix("date=") not in DAYS]
-
-
 def get_stage_batch_manifests(wildcards=None):
     current = [batch_job_outputs(day, label)[0] for day, label in BATCHES]
-    return current + existing_other_days(STAGE)
+    return current + plan.existing_other_days(STAGE, DAYS)
 
 
 def get_segment_batch_manifests(wildcards=None):
     """Every batch job writes a segment manifest too (empty without IV runs)."""
     current = [batch_job_outputs(day, label)[1] for day, label in BATCHES]
-    return current + existing_other_days(SEGMENTS)
-
-
-def iv_days(wildcards=None):
-    """Measurement days with IV runs in the whole raw tree: the days analysed and drawn."""
-    return sorted(
-        {
-            day
-            for (day, _), files in ALL_BATCHES.items()
-            if any(f.proc == "IV" for f in files)
-        }
-    )
+    return current + plan.existing_other_days(SEGMENTS, DAYS)
 
 
 def iv_months():
     """Analysis and figure jobs are per month: their imports (pyarrow ~0.35 s, matplotlib ~1 s CPU)
     are paid once for ~30 days, and a day always stays in its month. A days=… run redoes only the
-    months of its days (with the other days' points as they are on disk)."""
-    return sorted({day[:7] for day in iv_days() if not DAYS or day in DAYS})
+    months of its days (with the other days' points as they are on disk). Which days of a month have
+    tables and figures is nanolab.outputs.iv_days, for the jobs and the output check alike.
+    """
+    return PLAN.iv_months
 
 
 def month_batches(month, kind):
-    """`_points` or `_batches` (segment manifests) files of the month's batches holding IV runs."""
+    """`_points` or `_batches` (segment manifests) files of the month's batches holding IV files."""
     return [
         f"{SEGMENTS}/{kind}/date={day}/batch={label}.parquet"
-        for (day, label), files in ALL_BATCHES.items()
-        if day.startswith(f"{month}-") and any(f.proc == "IV" for f in files)
+        for day, label in PLAN.month_batches(month)
     ]
 
 
@@ -418,7 +421,7 @@ def get_drawn_folder(wildcards, output):
 
 
 def analysis_manifest(month):
-    return f"{ANALYSIS}/_batches/month={month}.parquet"
+    return plan.analysis_manifest(month)
 
 
 def get_analysis():
@@ -429,11 +432,7 @@ def get_figures():
     """A figure and a runs table per day with IV runs, one job per month, when the config asks."""
     if not config["figures"]:
         return []
-    return [
-        f"results/04_report/{kind}/month={month}"
-        for month in iv_months()
-        for kind in ("iv_days", "iv_day_runs")
-    ]
+    return [folder for month in iv_months() for folder in plan.figure_folders(month)]
 
 
 def get_final_outputs():
@@ -481,58 +480,19 @@ def manifests_mem_mb(wildcards, input):
     return 1000 + len(input) // 10
 
 
-def print_summary():
-    summary = Path("results/summary.txt")
-    if summary.exists():
-        print(summary.read_text(), end="")
-
-
-def print_summary_if_nothing_was_done():
-    """Snakemake calls onsuccess only after jobs ran; a run with nothing to do returns before it.
-    Called at exit: prints the summary after "Nothing to be done" (the check above vouched for it).
-    """
-    dag = workflow.dag
-    if (
-        workflow.is_main_process
-        and workflow.scheduler is not None
-        and dag is not None
-        and len(dag) == 0
-        and not workflow.dryrun
-    ):
-        print_summary()
-
-
-def skip_final_collection():
-    """At exit: Python's last garbage collection walks every object Snakemake built for the DAG
-    (~0.3 s of a ~2 s no-op at lab scale) only to free memory the process returns anyway. Frozen
-    objects are skipped. Nothing relies on it: files are closed where they are written, and
-    logging flushes its handlers in its own exit handler."""
-    gc.freeze()
-
-
-# ---- output integrity: begin -------------------------------------------------------------------
+# ---- output integrity ------------------------------------------------------------------------
 # The per-run Parquet files are not declared outputs (see above), so Snakemake cannot see one go
 # missing or get truncated; truncated in place, it does not notice a declared output either. Once,
-# while the DAG is built and before any job runs, nanolab.integrity stats every file each batch
+# while the DAG is built and before any job runs, nanolab.checks stats every file each batch
 # manifest lists against the size it was written with (0.13 s for 40,000 files; opening each would
 # take 8.5 s) and tail-checks the declared Parquet/PNG outputs. Every job has one extra declared input,
 # its check file: 'whole' with mtime 0 normally; rewritten with the damaged files' names when its
 # outputs are damaged, so it is newer than the job's output and Snakemake's mtime trigger reruns the
 # job and everything downstream ("Reason: Updated input files: .snakemake/nanolab/checks/…").
 # Only in the main snakemake process: a cluster job's own snakemake must not re-judge a running tree.
-from nanolab import integrity
-
 OUTPUT_CHECKS = ".snakemake/nanolab/checks"
 LISTED_INDEX = Path(OUTPUT_CHECKS, "listed_outputs.json")
 MERGED_STAGE_MANIFEST = f"{STAGE}/_manifest/manifest.parquet"
-OUTPUT_DAMAGE = None  # {job output: [Damage]}, computed on the first call of an input function below
-
-
-def output_damage():
-    global OUTPUT_DAMAGE
-    if OUTPUT_DAMAGE is None:
-        OUTPUT_DAMAGE = find_output_damage() if workflow.is_main_process else {}
-    return OUTPUT_DAMAGE
 
 
 def batch_manifest_kinds():
@@ -542,46 +502,29 @@ def batch_manifest_kinds():
     return batches | {analysis_manifest(month): "analysis" for month in iv_months()}
 
 
-def find_output_damage():
-    """Check every job's outputs, write every check file, name the damaged ones on stderr."""
-    damage = integrity.check_batch_manifests(batch_manifest_kinds(), LISTED_INDEX)
-    record = str(Path(MERGED_STAGE_MANIFEST).parent / integrity.OUTPUT_SIZES)
-    sizes = integrity.load_output_sizes(record)
-    merged = list(rules.manifests.output)
-    damage[MERGED_STAGE_MANIFEST] = integrity.check_declared(merged, sizes or {})
-    if sizes is None and any(Path(p).exists() for p in merged):
-        damage[MERGED_STAGE_MANIFEST].append(integrity.Damage(record, None, None))
-    merged_exist = Path(MERGED_STAGE_MANIFEST).exists()
-    for day, label in BATCHES:
-        stage, segments, points = batch_job_outputs(day, label)
-        damage[stage] += integrity.check_declared([points], {})  # truncated in place
-        # Snakemake rebuilds a missing intermediate file only for a job that runs anyway: a batch job's
-        # output deleted, or removed by Snakemake when the job failed, would stay missing behind up-to-date
-        # merged manifests. Their job is marked instead; it needs the batch job, which rewrites all three.
-        if merged_exist:
-            damage[MERGED_STAGE_MANIFEST] += integrity.find_damage(
-                integrity.Expected(path, None) for path in (stage, segments, points)
+def expected_outputs():
+    """What every planned job writes, as the output check sees it."""
+    return checks.ExpectedOutputs(
+        batch_manifest_kinds(),
+        tuple(rules.manifests.output),
+        tuple(plan.batch_outputs(day, label) for day, label in BATCHES),
+        {
+            figures_output(month): checks.MonthFigures(
+                plan.figure_folders(month) if config["figures"] else (),
+                tuple(month_batches(month, "_batches")),
             )
-    for month in iv_months():
-        figures = [f for f in get_figures() if f.endswith(f"month={month}")]
-        damage[figures_output(month)] = integrity.check_declared(figures, {})
-        if figures and all(
-            Path(f).is_dir() for f in figures
-        ):  # one file per day in each folder
-            days = [day for day in iv_days() if day.startswith(month)]
-            expected = [
-                f"{f}/date={day}{ext}"
-                for f, ext in zip(figures, (".png", ".csv"))
-                for day in days
-            ]
-            damage[figures_output(month)] += integrity.find_damage(
-                integrity.Expected(path, None) for path in expected
-            )
-    for output, found in damage.items():
-        integrity.write_check(integrity.check_file(OUTPUT_CHECKS, output), found)
-        if found:
-            print(integrity.damage_line(output, found), file=sys.stderr)
-    return {output: found for output, found in damage.items() if found}
+            for month in iv_months()
+        },
+    )
+
+
+@cache
+def output_damage():
+    """{job output: [Damage]} of the damaged jobs, checked on the first call of an input function below."""
+    if not workflow.is_main_process:
+        return {}
+    damage = checks.find_output_damage(expected_outputs(), LISTED_INDEX)
+    return checks.write_checks(damage, OUTPUT_CHECKS)
 
 
 def checked(output):
@@ -592,12 +535,7 @@ def checked(output):
 
 def batch_job_outputs(day, label):
     """The stage, segment and points files the batch job of (day, label) declares."""
-    batch = f"date={day}/batch={label}.parquet"
-    return [
-        f"{STAGE}/_batches/{batch}",
-        f"{SEGMENTS}/_batches/{batch}",
-        f"{SEGMENTS}/_points/{batch}",
-    ]
+    return list(plan.batch_outputs(day, label))
 
 
 def get_stage_output_check(wildcards):
@@ -615,27 +553,11 @@ def get_analysis_output_check(wildcards):
 
 
 def figures_output(month):
-    return f"results/04_report/iv_days/month={month}"
+    return plan.figure_folders(month)[0]
 
 
 def get_figures_output_check(wildcards):
     return checked(figures_output(wildcards.month))
-
-
-# ---- output integrity: end ---------------------------------------------------------------------
-
-
-def without_local_rate_limit():
-    """Snakemake's job rate limiter (default 100 jobs per 1 s) arms a 1 s timer at the end of every
-    scheduling pass that leaves jobs waiting, and each timer starts another pass that arms another:
-    every job event adds a chain firing once a second while jobs wait (2,792 passes, 15 CPU-s of the
-    snakemake process for 64 jobs on 2 cores; snakemake/snakemake#3744). A local run is limited by its
-    cores anyway, so its default limit is dropped (called from onstart, once the scheduler exists);
-    a cluster run or any other limit keeps it."""
-    limit = workflow.scheduling_settings.max_jobs_per_timespan
-    default = limit is not None and (limit.max_jobs, limit.timespan) == (100, 1)
-    if workflow.local_exec and default:
-        workflow.scheduler.job_rate_limiter = None
 
 
 # ---- report landing page: begin ----------------------------------------------------------------

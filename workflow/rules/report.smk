@@ -39,7 +39,7 @@ rule iv_figures:
     shell:
         "python -m nanolab.plots @{input.args:q} --analysis-manifest {input.analysis:q} --figure-dir {output.figures:q}"
         " --runs-dir {output.runs:q} --drawn-dir {params.drawn:q} --segment-manifests {input.segments:q} --points {input.points:q}"
-        " > {log:q} 2>&1"
+        " --check {input.check:q} > {log:q} 2>&1"
 
 
 # ~0.3 s of work: on a cluster it runs beside the main snakemake process instead of queueing.

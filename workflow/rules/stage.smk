@@ -26,4 +26,4 @@ rule stage_batch:
         "python -m nanolab batch @{input.args:q} --schema {input.schema:q}"
         " --stage-root {params.stage_root:q} --segment-root {params.segment_root:q}"
         " --stage-output {output.stage:q} --segment-output {output.segments:q} --points-output {output.points:q}"
-        " > {log:q} 2>&1"
+        " --check {input.check:q} > {log:q} 2>&1"
