@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import reuse
-from .analysis import KINDS, AnalysisSettings, analyse_day
+from .analysis import DAY_KINDS, AnalysisSettings, analyse_day
 from .io import read_parquet, write_parquet, write_parquet_atomic
 from .iv_segments import POINTS_SCHEMA
 from .jobargs import JobArgumentParser
@@ -59,7 +59,7 @@ def analyse_days(points_files: list[Path], out_root: Path, settings: AnalysisSet
             continue
         tables = analyse_day(read_points(paths), settings)
         outputs, written = [], []
-        for kind in KINDS:
+        for kind in DAY_KINDS:
             written.append(write_parquet(tables[kind], out_root / kind / f"date={day}" / "part-000.parquet"))
             outputs.append(
                 {"date": day, "kind": kind, "rows": tables[kind].num_rows, "output": str(written[-1].path), "output_bytes": written[-1].size}
