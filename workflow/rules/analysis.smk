@@ -27,3 +27,36 @@ rule analyse_month:
     shell:
         "python -m nanolab.analysis_job @{input.args:q} --out-root {params.out_root:q} --manifest {output.manifest:q}"
         " --fits-table {output.fits:q} -- {input.points:q} > {log:q} 2>&1"
+
+
+rule lab_analysis:
+    """The lab's further analysis per day from the day's analysis tables (never the segments): backward-
+    subtracted hysteresis in A and E/J, coercive fields with the laser power of the calibration runs, and
+    the chip history rows; one job for every day, a day whose inputs are unchanged keeps its tables.
+    """
+    input:
+        analysis=get_analysis(),
+        stage=MERGED_STAGE_MANIFEST,
+        args=get_lab_analysis_args,
+        check=get_lab_analysis_output_check,
+    output:
+        manifest=LAB_ANALYSIS_MANIFEST,
+        history=report(
+            "results/04_report/chip_history.csv",
+            caption="../report/chip_history.rst",
+            category="IV analysis",
+            labels={"table": "chip history"},
+        ),
+    log:
+        "logs/lab_analysis.log",
+    conda:
+        "../../envs/nanolab.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=15,
+    params:
+        out_root=get_analysis_root,
+    shell:
+        "python -m nanolab.lab_analysis_job @{input.args:q} --out-root {params.out_root:q} --manifest {output.manifest:q}"
+        " --history-table {output.history:q} --stage-manifest {input.stage:q} -- {input.analysis:q} > {log:q} 2>&1"

@@ -228,6 +228,7 @@ def shared_args():
         "analyse_month": analysis_args(),
         "iv_figures": [],
         "manifests": manifests_args(),
+        "lab_analysis": lab_analysis_args(),
     }
 
 
@@ -410,7 +411,12 @@ def get_figures():
 
 
 def get_final_outputs():
-    return [*rules.manifests.output, *get_analysis(), *get_figures()]
+    return [
+        *rules.manifests.output,
+        *get_analysis(),
+        *get_lab_analysis(),
+        *get_figures(),
+    ]
 
 
 def month_mem_mb(wildcards, input):
@@ -512,6 +518,7 @@ def batch_manifest_kinds():
     """{batch manifest: kind} of every job whose manifest lists per-run or per-day files."""
     batches = dict.fromkeys(get_stage_batch_manifests(), "stage")
     batches |= dict.fromkeys(get_segment_batch_manifests(), "segment")
+    batches |= dict.fromkeys(get_lab_analysis(), "analysis")
     return batches | {analysis_manifest(month): "analysis" for month in iv_months()}
 
 
@@ -609,3 +616,41 @@ def without_local_rate_limit():
     default = limit is not None and (limit.max_jobs, limit.timespan) == (100, 1)
     if workflow.local_exec and default:
         workflow.scheduler.job_rate_limiter = None
+
+
+# ---- lab analysis (issue 20): begin -----------------------------------------------------------------
+# One job over every day (backward subtraction, coercive field, chip history) and one figure job; both
+# take their settings through one content-named args file, so a geometry change reruns only them.
+LAB_ANALYSIS_MANIFEST = f"{ANALYSIS}/_batches/lab_analysis.parquet"
+
+
+def lab_analysis_args():
+    lab = config["lab_analysis"]
+    return [
+        "--reference-v-max",
+        lab["reference_v_max"],
+        "--channel-length-um",
+        lab["channel_length_um"],
+        "--channel-width-um",
+        lab["channel_width_um"],
+        "--chip-geometry",
+        json.dumps(lab["chips"], sort_keys=True),
+        "--beam-to-sample-ratio",
+        lab["beam_to_sample_ratio"],
+        "--history-order",
+        lab["history_order"],
+    ]
+
+
+def get_lab_analysis_args(wildcards):
+    return written_args("lab_analysis", "all", shared_args()["lab_analysis"])
+
+
+def get_lab_analysis():
+    return [LAB_ANALYSIS_MANIFEST] if iv_months() else []
+
+
+def get_lab_analysis_output_check(wildcards):
+    return checked(LAB_ANALYSIS_MANIFEST)
+
+# ---- lab analysis (issue 20): end -------------------------------------------------------------------
