@@ -229,6 +229,7 @@ def shared_args():
         "iv_figures": [],
         "manifests": manifests_args(),
         "lab_analysis": lab_analysis_args(),
+        "lab_figures": ["--order", config["lab_analysis"]["history_order"]],
     }
 
 
@@ -416,6 +417,7 @@ def get_final_outputs():
         *get_analysis(),
         *get_lab_analysis(),
         *get_figures(),
+        *get_lab_figures(),
     ]
 
 
@@ -652,5 +654,20 @@ def get_lab_analysis():
 
 def get_lab_analysis_output_check(wildcards):
     return checked(LAB_ANALYSIS_MANIFEST)
+
+
+def get_lab_figures_args(wildcards):
+    return written_args("lab_figures", "all", shared_args()["lab_figures"])
+
+
+def get_lab_drawn_folder(wildcards, output):
+    """Beside the declared folders, which Snakemake empties before the job (see get_drawn_folder)."""
+    return str(Path(output.days).parent / "_lab_drawn")
+
+
+def get_lab_figures():
+    if not config["figures"] or not iv_months():
+        return []
+    return ["results/04_report/lab_days", "results/04_report/lab_chips"]
 
 # ---- lab analysis (issue 20): end -------------------------------------------------------------------
