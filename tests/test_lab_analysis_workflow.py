@@ -10,6 +10,7 @@ import math
 import numpy as np
 import pytest
 from nanolab.analysis import AnalysisSettings
+from nanolab.lab_plots import plot_all
 from nanolab.read import load_analysis
 from nanolab.synthetic import iv_voltages
 from pymeasure_raw import write_calibration_with_pymeasure, write_iv_with_pymeasure
@@ -171,6 +172,17 @@ def test_chip_history_has_a_row_per_day_and_group(lab):
     assert not math.isnan(row["e_coercive_pos_V_cm"])
     csv = (lab.results / "04_report" / "chip_history.csv").read_text().splitlines()
     assert len(csv) == len(history) + 1
+
+
+def test_figures_per_day_and_chip_are_drawn_once(lab, tmp_path, monkeypatch):
+    monkeypatch.chdir(lab.path)  # manifests list paths relative to the working folder, as the jobs run
+    manifest = lab.results / "04_analysis" / "_batches" / "lab_analysis.parquet"
+    days, chips, drawn = tmp_path / "days", tmp_path / "chips", tmp_path / "drawn"
+    assert plot_all(manifest, days, chips, drawn, 3) == (5, 5)
+    assert sorted(p.name for p in days.iterdir()) == [f"date={DAY1}.png", f"date={DAY2}.png"]
+    assert sorted(p.name for p in chips.iterdir()) == ["chip=Alisson_67.png", "chip=Alisson_68.png", "chip=Alisson_69.png"]
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in [*days.iterdir(), *chips.iterdir()])
+    assert plot_all(manifest, days, chips, drawn, 3) == (5, 0)  # unchanged data: nothing redrawn
 
 
 def test_geometry_changes_rerun_only_the_lab_analysis(lab):
