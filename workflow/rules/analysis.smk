@@ -35,7 +35,7 @@ rule lab_analysis:
     the chip history rows; one job for every day, a day whose inputs are unchanged keeps its tables.
     """
     input:
-        analysis=get_analysis(),
+        analysis=get_lab_analysis_inputs,
         stage=MERGED_STAGE_MANIFEST,
         args=get_lab_analysis_args,
         check=get_lab_analysis_output_check,

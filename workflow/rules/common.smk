@@ -644,6 +644,14 @@ def lab_analysis_args():
     ]
 
 
+def get_lab_analysis_inputs(wildcards):
+    """Every month's analysis manifest: in a days=… run the other months' as they are on disk, so the
+    chip history and the figures still cover every day."""
+    current = get_analysis()
+    others = sorted(Path(ANALYSIS, "_batches").glob("month=*.parquet")) if DAYS else []
+    return current + [str(p) for p in others if str(p) not in current]
+
+
 def get_lab_analysis_args(wildcards):
     return written_args("lab_analysis", "all", shared_args()["lab_analysis"])
 
