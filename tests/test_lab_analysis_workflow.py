@@ -213,3 +213,12 @@ def test_an_edited_raw_file_recomputes_only_its_day(lab):
     after = {p.name: p.stat().st_mtime_ns for p in records_dir.iterdir()}
     assert after[f"date={DAY1}.json"] == before[f"date={DAY1}.json"] and day1_table.stat().st_mtime_ns == day1_mtime
     assert after[f"date={DAY2}.json"] != before[f"date={DAY2}.json"]
+
+
+def test_a_deleted_lab_table_is_noticed_and_rebuilt(lab):
+    table = lab.results / "04_analysis" / "hysteresis_subtracted" / f"date={DAY1}" / "part-000.parquet"
+    before = table.read_bytes()
+    table.unlink()
+    assert lab.planned_jobs() == {"lab_analysis": 1, "all": 1}
+    lab.snakemake()
+    assert table.read_bytes() == before and lab.planned_jobs() == {}
