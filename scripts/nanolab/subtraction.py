@@ -20,6 +20,7 @@ from .analysis import KEY_FIELDS
 F64, STR, I64 = pa.float64(), pa.string(), pa.int64()
 POLY_COLUMN = re.compile(r"^i_hysteresis_poly(\d+)_A$")
 SUBTRACTED = "hysteresis_subtracted"
+NO_POINT = "has no point at this voltage"
 COERCIVE = "coercive_field"
 
 
@@ -120,6 +121,7 @@ def subtract_day(hysteresis: pa.Table, reference_v_max: float | None, geometry: 
         for kind in ("i_forward", "i_backward", "j_forward", "j_backward"):
             out[f"{kind}_sub_poly{order}"] = np.full(n, np.nan)
     reasons: list[str | None] = [None] * n
+    hysteresis_of = {order: _floats(hysteresis, f"i_hysteresis_poly{order}_A") for order in orders}
     for groups in groups_by_chip(hysteresis, keys).values():
         length_cm, width_cm = geometry.channel(chip_label(groups[0].keys))
         e_scale, j_scale = 1.0 / length_cm, 1.0 / (length_cm * width_cm)
@@ -135,9 +137,8 @@ def subtract_day(hysteresis: pa.Table, reference_v_max: float | None, geometry: 
             out["reference_v_max_V"][rows] = reference.keys["v_max_V"]
             at, shared = matches(v[ref_rows], v[rows])
             ref_at = ref_rows[at]
-            why = [None if s else f"the reference group ({reference.keys['v_max_V']:g} V) has no point at this voltage" for s in shared]
-            for order in orders:
-                hyst = _floats(hysteresis, f"i_hysteresis_poly{order}_A")
+            why = [None if s else f"the reference group ({reference.keys['v_max_V']:g} V) {NO_POINT}" for s in shared]
+            for order, hyst in hysteresis_of.items():
                 baseline = np.where(shared, forward[ref_at] - hyst[ref_at], np.nan)  # M's return fit, as the lab took it
                 out[f"i_forward_sub_poly{order}"][rows] = forward[rows] - baseline
                 out[f"i_backward_sub_poly{order}"][rows] = backward[rows] - baseline
@@ -170,6 +171,9 @@ def coercive_day(subtracted: pa.Table, geometry: Geometry) -> pa.Table:
     keys = key_columns(subtracted)
     orders = sorted(int(m[1]) for c in subtracted.column_names if (m := re.match(r"^j_forward_sub_poly(\d+)_A_cm2$", c)))
     e = _floats(subtracted, "e_field_V_cm")
+    j_hyst = {n: np.abs(_floats(subtracted, f"j_forward_sub_poly{n}_A_cm2") - _floats(subtracted, f"j_backward_sub_poly{n}_A_cm2")) for n in orders}
+    reasons = subtracted["reason"].to_pylist()
+    shared = np.array([reason is None or NO_POINT not in reason for reason in reasons], dtype=bool)
     rows: list[dict] = []
     for groups in groups_by_chip(subtracted, keys).values():
         for group in groups:
@@ -179,18 +183,24 @@ def coercive_day(subtracted: pa.Table, geometry: Geometry) -> pa.Table:
             length_cm, _ = geometry.channel(chip_label(group.keys))
             e_max = None if v_max is None else v_max / length_cm
             for order in orders:
-                j = np.abs(_floats(subtracted, f"j_forward_sub_poly{order}_A_cm2")[at] - _floats(subtracted, f"j_backward_sub_poly{order}_A_cm2")[at])
-                pos, neg = side_peak(e[at], j, e[at] >= 0), side_peak(e[at], j, e[at] < 0)
-                missing = [name for name, peak in (("positive", pos), ("negative", neg)) if np.isnan(peak[0])]
-                reason = None
-                if missing:
-                    first = subtracted["reason"][int(at[0])].as_py()
-                    reason = first if reference is None else f"no voltage shared with the reference on the {' and '.join(missing)} side"
+                sides = {"positive": e[at] >= 0, "negative": e[at] < 0}
+                peaks = {side: side_peak(e[at], j_hyst[order][at], where) for side, where in sides.items()}
+                why = []
+                for side, where in sides.items():
+                    if not np.isnan(peaks[side][0]):
+                        continue
+                    if reference is None:
+                        why.append(reasons[int(at[0])])
+                    elif (where & shared[at]).any():
+                        why.append(f"no order-{order} fit of the reference on the {side} side")
+                    else:
+                        why.append(f"no voltage shared with the reference on the {side} side")
+                (e_pos, j_pos), (e_neg, j_neg) = peaks["positive"], peaks["negative"]
                 rows.append(
                     group.keys
                     | {"e_max_V_cm": e_max, "poly_order": order, "reference_v_max_V": reference}
-                    | {"e_coercive_pos_V_cm": pos[0], "e_coercive_neg_V_cm": neg[0], "j_max_pos_A_cm2": pos[1], "j_max_neg_A_cm2": neg[1]}
-                    | {"reason": reason}
+                    | {"e_coercive_pos_V_cm": e_pos, "e_coercive_neg_V_cm": e_neg, "j_max_pos_A_cm2": j_pos, "j_max_neg_A_cm2": j_neg}
+                    | {"reason": "; ".join(dict.fromkeys(why)) or None}
                 )
     return _coercive_table(rows, [subtracted.schema.field(k) for k in keys])
 
