@@ -36,16 +36,21 @@ class IV(Procedure):
     DATA_COLUMNS = ["Vsd (V)", "I (A)", "Plate T (degC)", "Ambient T (degC)", "Clock (ms)"]
 
 
-def write_iv_with_pymeasure(path: Path, voltages: np.ndarray, start_time: float, currents: np.ndarray | None = None, **parameters: object) -> Path:
-    """An IV run through PyMeasure: `Results` writes the header, start-up inserts the metadata,
-    then each data point is appended with `Results.format` as PyMeasure's recorder does.
-    `currents` replaces the default (a noisy straight line) when given."""
-    procedure = IV()
+def started_results(procedure: Procedure, path: Path, start_time: float, parameters: dict) -> Results:
+    """`Results` with the header written and the metadata inserted, as at a procedure's start-up."""
     procedure.set_parameters(parameters)
     procedure.start_time = start_time
     procedure.evaluate_metadata()
     results = Results(procedure, str(path))
     results.store_metadata()
+    return results
+
+
+def write_iv_with_pymeasure(path: Path, voltages: np.ndarray, start_time: float, currents: np.ndarray | None = None, **parameters: object) -> Path:
+    """An IV run through PyMeasure: `Results` writes the header, start-up inserts the metadata,
+    then each data point is appended with `Results.format` as PyMeasure's recorder does.
+    `currents` replaces the default (a noisy straight line) when given."""
+    results = started_results(IV(), path, start_time, parameters)
     rng = np.random.default_rng(int(start_time) % 2**32)
     with open(path, "a", encoding=Results.ENCODING) as handle:
         for n, voltage in enumerate(np.asarray(voltages, dtype=float).tolist()):
@@ -76,12 +81,7 @@ class LaserCalibration(Procedure):
 
 def write_calibration_with_pymeasure(path: Path, voltages: np.ndarray, powers: np.ndarray, start_time: float, **parameters: object) -> Path:
     """A laser-calibration run through PyMeasure's `Results`, as write_iv_with_pymeasure."""
-    procedure = LaserCalibration()
-    procedure.set_parameters(parameters)
-    procedure.start_time = start_time
-    procedure.evaluate_metadata()
-    results = Results(procedure, str(path))
-    results.store_metadata()
+    results = started_results(LaserCalibration(), path, start_time, parameters)
     with open(path, "a", encoding=Results.ENCODING) as handle:
         for voltage, power in zip(np.asarray(voltages, dtype=float).tolist(), np.asarray(powers, dtype=float).tolist()):
             handle.write(results.format({"VL (V)": voltage, "Power (W)": power}) + Results.LINE_BREAK)
