@@ -213,6 +213,7 @@ def test_an_edited_raw_file_recomputes_only_its_day(lab):
     after = {p.name: p.stat().st_mtime_ns for p in records_dir.iterdir()}
     assert after[f"date={DAY1}.json"] == before[f"date={DAY1}.json"] and day1_table.stat().st_mtime_ns == day1_mtime
     assert after[f"date={DAY2}.json"] != before[f"date={DAY2}.json"]
+    assert "2 days: 1 computed, 1 unchanged" in (lab.path / "logs/lab_analysis.log").read_text()
 
 
 def test_a_deleted_lab_table_is_noticed_and_rebuilt(lab):

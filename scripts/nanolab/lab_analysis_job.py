@@ -64,7 +64,7 @@ def run(analysis_manifests: list[Path], stage_manifest: Path, out_root: Path, se
     finder = PowerFinder(calibrations, settings.geometry.beam_to_sample_ratio)
     iv = runs_table.filter(pc.equal(runs_table["proc"], "IV")).to_pylist()
     runs = {row["run_id"]: row for row in iv}
-    rows, histories = [], []
+    rows, histories, computed = [], [], 0
     for day, inputs in day_inputs(analysis_manifests).items():
         if any(kind not in inputs for kind in INPUT_KINDS):
             log.warning("%s: analysis tables missing (%s), skipped", day, ", ".join(k for k in INPUT_KINDS if k not in inputs))
@@ -88,6 +88,8 @@ def run(analysis_manifests: list[Path], stage_manifest: Path, out_root: Path, se
         reuse.save(record, record_key, {"outputs": outputs}, written)
         rows += outputs
         histories.append(tables[HISTORY])
+        computed += 1
+    log.info("%d days: %d computed, %d unchanged", len(histories), computed, len(histories) - computed)
     history = pa.concat_tables(histories, promote_options="permissive") if histories else pa.table({"date": pa.array([], pa.string())})
     return pa.Table.from_pylist(rows, schema=ANALYSIS_SCHEMA), history
 
@@ -113,7 +115,6 @@ def main(argv: list[str] | None = None) -> None:
     manifest, history = run(args.analysis_manifests, args.stage_manifest, args.out_root, settings)
     write_parquet_atomic(manifest, args.manifest)
     write_csv(history, args.history_table)
-    log.info("%d days", len(set(manifest["date"].to_pylist())))
 
 
 if __name__ == "__main__":
