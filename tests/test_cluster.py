@@ -320,8 +320,8 @@ def test_cluster_generic_profile_runs_the_workflow_through_qsub_and_its_status_s
     generic = new_workdir(tmp_path / "generic", local_run.raw_root)
     run_snakemake(generic, env, "--profile", str(PROFILES / "cluster-generic"), "--seconds-between-status-checks", "1")
     calls = (jobs / "qsub.calls").read_text().splitlines()
-    assert len(calls) == 4, calls  # one job for both days, the month's analysis and figures, the manifests
+    assert len(calls) == 6, calls  # one job for both days, the month's analysis and figures, the manifests, the lab analysis and figures
     # two days' stage_batch jobs side by side: 2 CPUs, their memory added up, the longer runtime (5 minutes)
     assert "select=1:ncpus=2:mem=2000mb" in calls[0] and "walltime=5:00" in calls[0]
-    assert sorted(p.read_text() for p in jobs.glob("*.rc")) == ["0\n"] * 4
+    assert sorted(p.read_text() for p in jobs.glob("*.rc")) == ["0\n"] * 6
     assert_same_results(generic, local_run)
