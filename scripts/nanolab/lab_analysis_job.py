@@ -57,8 +57,11 @@ def analyse_day(day: str, tables: dict[str, pa.Table], runs: dict[str, dict], fi
     return {SUBTRACTED: subtracted, COERCIVE: coercive, HISTORY: history}
 
 
-def run(analysis_manifests: list[Path], stage_manifest: Path, out_root: Path, settings: LabSettings) -> tuple[pa.Table, pa.Table]:
-    """(manifest rows per day and kind, the chip history of every day)."""
+def run(
+    analysis_manifests: list[Path], stage_manifest: Path, out_root: Path, settings: LabSettings, trusted: bool = True
+) -> tuple[pa.Table, pa.Table]:
+    """(manifest rows per day and kind, the chip history of every day); a day's record is reused only
+    when `trusted` (not in a forced job)."""
     runs_table = read_runs(stage_manifest)
     calibrations = calibrations_of(runs_table)
     finder = PowerFinder(calibrations, settings.geometry.beam_to_sample_ratio)
@@ -75,7 +78,7 @@ def run(analysis_manifests: list[Path], stage_manifest: Path, out_root: Path, se
         known = [(c.run_id, str(c.start), c.wavelength_nm, c.output_bytes) for c in calibrations if c.date <= day]
         parts = [reuse.content_id(Path(inputs[kind])) for kind in INPUT_KINDS]
         record_key = reuse.key(repr(settings), day, *parts, repr(day_runs), repr(known))
-        if saved := reuse.load(record, record_key):
+        if trusted and (saved := reuse.load(record, record_key)):
             rows += saved.row["outputs"]
             histories.append(read_parquet(out_root / HISTORY / f"date={day}" / "part-000.parquet"))
             continue
@@ -106,13 +109,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--chip-geometry", type=json.loads, default={}, help='JSON: {"Alisson 67": {"channel_length_um": 96}}')
     parser.add_argument("--beam-to-sample-ratio", type=float, required=True)
     parser.add_argument("--history-order", type=int, required=True)
+    parser.add_argument("--check", type=Path, nargs="*", help="the job's check files: a forced job reuses nothing")
     parser.add_argument("analysis_manifests", type=Path, nargs="*", help="the months' analysis manifests")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     geometry = Geometry(args.channel_length_um, args.channel_width_um, args.beam_to_sample_ratio, args.chip_geometry)
     reference = None if args.reference_v_max == 0 else args.reference_v_max
     settings = LabSettings(reference, geometry, args.history_order)
-    manifest, history = run(args.analysis_manifests, args.stage_manifest, args.out_root, settings)
+    manifest, history = run(args.analysis_manifests, args.stage_manifest, args.out_root, settings, reuse.trusted(args.check))
     write_parquet_atomic(manifest, args.manifest)
     write_csv(history, args.history_table)
 

@@ -121,8 +121,9 @@ def _digest(*tables: pa.Table) -> str:
     return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
 
 
-def plot_all(manifest: Path, day_dir: Path, chip_dir: Path, drawn_dir: Path, order: int) -> tuple[int, int]:
-    """Every day and chip figure, drawn into `drawn_dir` unless unchanged, then linked into the folders."""
+def plot_all(manifest: Path, day_dir: Path, chip_dir: Path, drawn_dir: Path, order: int, trusted: bool = True) -> tuple[int, int]:
+    """Every day and chip figure, drawn into `drawn_dir` unless unchanged (and `trusted`: not in a forced
+    job), then linked into the folders."""
     outputs: dict[str, dict[str, str]] = {}
     for row in read_parquet(manifest).to_pylist():
         outputs.setdefault(row["kind"], {})[row["date"]] = row["output"]
@@ -132,8 +133,8 @@ def plot_all(manifest: Path, day_dir: Path, chip_dir: Path, drawn_dir: Path, ord
     drawn, keep = 0, set()
     for day, path in sorted(outputs.get(SUBTRACTED, {}).items()):
         name = f"date={day}"
-        record_key = reuse.key("lab day figure", str(order), reuse.content_id(Path(path)))
-        if not reuse.load(drawn_dir / f"{name}.json", record_key):
+        record_key = reuse.key("lab day figure", reuse.library_key("matplotlib"), str(order), reuse.content_id(Path(path)))
+        if not (trusted and reuse.load(drawn_dir / f"{name}.json", record_key)):
             written = save_png(draw_day(day, read_parquet(path), order), drawn_dir / f"{name}.png")
             reuse.save(drawn_dir / f"{name}.json", record_key, {}, [written])
             drawn += 1
@@ -145,8 +146,8 @@ def plot_all(manifest: Path, day_dir: Path, chip_dir: Path, drawn_dir: Path, ord
     for label, rows in history_of.items():
         name = f"chip={chip_file_name(label)}"
         chip_coercive = coercive_of.get(label, coercive.slice(0, 0))
-        record_key = reuse.key("lab chip figure", label, _digest(chip_coercive, rows))
-        if not reuse.load(drawn_dir / f"{name}.json", record_key):
+        record_key = reuse.key("lab chip figure", reuse.library_key("matplotlib"), label, _digest(chip_coercive, rows))
+        if not (trusted and reuse.load(drawn_dir / f"{name}.json", record_key)):
             written = save_png(draw_chip(label, chip_coercive, rows), drawn_dir / f"{name}.png")
             reuse.save(drawn_dir / f"{name}.json", record_key, {}, [written])
             drawn += 1
@@ -175,9 +176,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--chip-dir", type=Path, required=True)
     parser.add_argument("--drawn-dir", type=Path, required=True, help="where figures are drawn and kept while their data are unchanged")
     parser.add_argument("--order", type=int, required=True, help="the polynomial order drawn")
+    parser.add_argument("--check", type=Path, nargs="*", help="the job's check files: a forced job redraws every figure")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    figures, drawn = plot_all(args.lab_manifest, args.day_dir, args.chip_dir, args.drawn_dir, args.order)
+    figures, drawn = plot_all(args.lab_manifest, args.day_dir, args.chip_dir, args.drawn_dir, args.order, reuse.trusted(args.check))
     log.info("%d figures: %d drawn, %d unchanged since drawn", figures, drawn, figures - drawn)
 
 

@@ -39,7 +39,7 @@ rule lab_analysis:
     input:
         analysis=get_lab_analysis_inputs,
         stage=MERGED_STAGE_MANIFEST,
-        args=get_lab_analysis_args,
+        args=get_shared_args("lab_analysis"),
         check=get_lab_analysis_output_check,
     output:
         manifest=LAB_ANALYSIS_MANIFEST,
@@ -61,7 +61,8 @@ rule lab_analysis:
         out_root=get_analysis_root,
     shell:
         "python -m nanolab.lab_analysis_job @{input.args:q} --out-root {params.out_root:q} --manifest {output.manifest:q}"
-        " --history-table {output.history:q} --stage-manifest {input.stage:q} -- {input.analysis:q} > {log:q} 2>&1"
+        " --history-table {output.history:q} --stage-manifest {input.stage:q} --check {input.check:q}"
+        " -- {input.analysis:q} > {log:q} 2>&1"
 
 
 rule lab_figures:
@@ -71,7 +72,8 @@ rule lab_figures:
     """
     input:
         analysis=LAB_ANALYSIS_MANIFEST,
-        args=get_lab_figures_args,
+        args=get_shared_args("lab_figures"),
+        check=get_lab_figures_output_check,
     output:
         days=report(
             directory("results/04_report/lab_days"),
@@ -101,4 +103,4 @@ rule lab_figures:
         drawn=get_lab_drawn_folder,
     shell:
         "python -m nanolab.lab_plots @{input.args:q} --lab-manifest {input.analysis:q} --day-dir {output.days:q}"
-        " --chip-dir {output.chips:q} --drawn-dir {params.drawn:q} > {log:q} 2>&1"
+        " --chip-dir {output.chips:q} --drawn-dir {params.drawn:q} --check {input.check:q} > {log:q} 2>&1"

@@ -524,6 +524,7 @@ def expected_outputs():
             )
             for month in iv_months()
         },
+        {LAB_FIGURES_OUTPUT: tuple(get_lab_figures())},
     )
 
 
@@ -636,10 +637,6 @@ def get_lab_analysis_inputs(wildcards):
     return current + [str(p) for p in others if str(p) not in current]
 
 
-def get_lab_analysis_args(wildcards):
-    return written_args("lab_analysis", "all", shared_args()["lab_analysis"])
-
-
 def get_lab_analysis():
     return [LAB_ANALYSIS_MANIFEST] if iv_months() else []
 
@@ -648,18 +645,21 @@ def get_lab_analysis_output_check(wildcards):
     return checked(LAB_ANALYSIS_MANIFEST)
 
 
-def get_lab_figures_args(wildcards):
-    return written_args("lab_figures", "all", shared_args()["lab_figures"])
-
-
 def get_lab_drawn_folder(wildcards, output):
     """Beside the declared folders, which Snakemake empties before the job (see get_drawn_folder)."""
     return str(Path(output.days).parent / "_lab_drawn")
 
 
+LAB_FIGURES_OUTPUT = "results/04_report/lab_days"
+
+
 def get_lab_figures():
     if not config["figures"] or not iv_months():
         return []
-    return ["results/04_report/lab_days", "results/04_report/lab_chips"]
+    return [LAB_FIGURES_OUTPUT, "results/04_report/lab_chips"]
+
+
+def get_lab_figures_output_check(wildcards):
+    return checked(LAB_FIGURES_OUTPUT)
 
 # ---- lab analysis (issue 20): end -------------------------------------------------------------------
