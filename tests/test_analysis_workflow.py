@@ -71,6 +71,6 @@ def test_single_run_group_and_both_chips_are_there(analysed):
 
 def test_a_changed_analysis_setting_reruns_only_the_analysis(analysed):
     analysed.write_config(figures=False, analysis={"poly_orders": [1, 2]})
-    assert analysed.planned_jobs() == {"analyse_month": 1, "landing_page": 1, "all": 1}
+    assert analysed.planned_jobs() == {"analyse_month": 1, "lab_analysis": 1, "landing_page": 1, "all": 1}
     analysed.write_config(figures=False)
     assert analysed.planned_jobs() == {}

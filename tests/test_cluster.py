@@ -74,7 +74,7 @@ def test_default_profile_keeps_local_runs_sensible():
     settings = profile("default")
     assert settings["rerun-incomplete"] and settings["keep-going"] and settings["retries"] >= 1
     rules = "".join(p.read_text() for p in (REPO / "workflow/rules").glob("*.smk"))
-    assert len(re.findall(r"^rule \w+:", rules, re.M)) == rules.count("threads: 1") == 5  # single-threaded jobs
+    assert len(re.findall(r"^rule \w+:", rules, re.M)) == rules.count("threads: 1") == 7  # single-threaded jobs
     assert "groups" not in settings  # groups would also reshape dry runs; they belong to the cluster profiles
 
 
@@ -270,7 +270,9 @@ def test_workflow_on_slurm_goes_through_sbatch_and_equals_a_local_run(slurm_clus
     # 1. Every cluster job went through sbatch: SLURM gave it a job id, ran it to completion, and its
     #    output (the inner snakemake that ran the rules inside the allocation) is the SLURM log.
     submitted = re.findall(r"has been submitted with SLURM jobid (\d+) \(log: (.+?)\)\.", output)
-    assert len(submitted) == 4, output  # one group job for both days, the month's analysis and figures, the manifests
+    assert len(submitted) == 6, (
+        output
+    )  # one group job for both days, the month's analysis and figures, the manifests, the lab analysis and its figures
     rules_run_by_slurm = []
     for job_id, log in submitted:
         job = slurm_cluster.job(job_id)
@@ -279,7 +281,7 @@ def test_workflow_on_slurm_goes_through_sbatch_and_equals_a_local_run(slurm_clus
         slurm_log = Path(log)
         assert slurm_log.is_file() and cluster.path / ".snakemake/slurm_logs" in slurm_log.parents, log
         rules_run_by_slurm += re.findall(r"^rule (\w+):", slurm_log.read_text(), re.M)
-    assert sorted(rules_run_by_slurm) == sorted(["stage_batch"] * 2 + ["analyse_month", "iv_figures", "manifests"])
+    assert sorted(rules_run_by_slurm) == sorted(["stage_batch"] * 2 + ["analyse_month", "iv_figures", "manifests", "lab_analysis", "lab_figures"])
     # The group job runs its two jobs one after another (the plugin's way), and asks for just that:
     # 1 CPU and the sum of their runtimes, not a CPU per day side by side.
     group = slurm_cluster.job(next(job_id for job_id, log in submitted if "/group_day" in log))
@@ -318,8 +320,8 @@ def test_cluster_generic_profile_runs_the_workflow_through_qsub_and_its_status_s
     generic = new_workdir(tmp_path / "generic", local_run.raw_root)
     run_snakemake(generic, env, "--profile", str(PROFILES / "cluster-generic"), "--seconds-between-status-checks", "1")
     calls = (jobs / "qsub.calls").read_text().splitlines()
-    assert len(calls) == 4, calls  # one job for both days, the month's analysis and figures, the manifests
+    assert len(calls) == 6, calls  # one job for both days, the month's analysis and figures, the manifests, the lab analysis and figures
     # two days' stage_batch jobs side by side: 2 CPUs, their memory added up, the longer runtime (5 minutes)
     assert "select=1:ncpus=2:mem=2000mb" in calls[0] and "walltime=5:00" in calls[0]
-    assert sorted(p.read_text() for p in jobs.glob("*.rc")) == ["0\n"] * 4
+    assert sorted(p.read_text() for p in jobs.glob("*.rc")) == ["0\n"] * 6
     assert_same_results(generic, local_run)

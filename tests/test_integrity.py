@@ -270,7 +270,9 @@ def test_damage_of_every_kind_is_found_before_the_run_and_rebuilt(tmp_path):
     assert_same_results(wd.results, clean.results)
     index = wd.path / ".snakemake/nanolab/checks/listed_outputs.json"
     manifests = [*wd.results.glob("0[234]_*/_batches/**/*.parquet")]
-    assert sorted(json.loads(index.read_text())) == sorted(p.relative_to(wd.path).as_posix() for p in manifests) and len(manifests) == 5
+    assert (
+        sorted(json.loads(index.read_text())) == sorted(p.relative_to(wd.path).as_posix() for p in manifests) and len(manifests) == 6
+    )  # with the lab analysis manifest
     indexed_at = index.stat().st_mtime_ns
     no_op = wd.snakemake()  # a no-op run prints the summary after "Nothing to be done"
     assert "Nothing to be done" in no_op.stderr and "nanolab: 9 raw files: 9 staged" in no_op.stdout
@@ -284,7 +286,16 @@ def test_damage_of_every_kind_is_found_before_the_run_and_rebuilt(tmp_path):
     deleted_figure = wd.results / "04_report/iv_days/month=2025-09/date=2025-09-10.png"
     deleted_figure.unlink()
     jobs, lines, output = plan(wd)
-    assert jobs == {"stage_batch": 2, "analyse_month": 1, "iv_figures": 1, "manifests": 1, "landing_page": 1, "all": 1}
+    assert jobs == {
+        "stage_batch": 2,
+        "analyse_month": 1,
+        "iv_figures": 1,
+        "lab_analysis": 1,
+        "lab_figures": 1,
+        "manifests": 1,
+        "landing_page": 1,
+        "all": 1,
+    }
     assert "Updated input files: .snakemake/nanolab/checks/results/02_stage/_batches/date=2025-09-11/batch=1-of-1.parquet.txt" in output
     assert "Updated input files: .snakemake/nanolab/checks/results/03_intermediate/_batches/date=2025-09-10/batch=1-of-1.parquet.txt" in output
     stage_line = next(line for line in lines if "02_stage/_batches/date=2025-09-11" in line)
@@ -308,7 +319,16 @@ def test_damage_of_every_kind_is_found_before_the_run_and_rebuilt(tmp_path):
     analysis_table = wd.results / "04_analysis/hysteresis/date=2025-09-10/part-000.parquet"
     truncate(analysis_table, 100)
     jobs, lines, output = plan(wd)
-    assert jobs == {"stage_batch": 2, "analyse_month": 1, "iv_figures": 1, "manifests": 1, "landing_page": 1, "all": 1}
+    assert jobs == {
+        "stage_batch": 2,
+        "analyse_month": 1,
+        "iv_figures": 1,
+        "lab_analysis": 1,
+        "lab_figures": 1,
+        "manifests": 1,
+        "landing_page": 1,
+        "all": 1,
+    }
     assert f"{segment_file.relative_to(wd.path).as_posix()} (100 bytes, written as" in output
     assert "results/02_stage/_batches/date=2025-09-10/batch=1-of-1.parquet (100 bytes, unreadable" in output
     assert "results/summary.txt (20 bytes, written as" in output and "results/02_stage/_manifest/manifest.parquet (100 bytes" in output
@@ -343,7 +363,16 @@ def test_damage_of_every_kind_is_found_before_the_run_and_rebuilt(tmp_path):
     (wd.results / "02_stage/_batches/date=2025-09-10/batch=1-of-1.parquet").unlink()
     (wd.results / "03_intermediate/_points/date=2025-09-11/batch=1-of-1.parquet").unlink()
     jobs, lines, _ = plan(wd)
-    assert jobs == {"stage_batch": 2, "analyse_month": 1, "iv_figures": 1, "manifests": 1, "landing_page": 1, "all": 1}
+    assert jobs == {
+        "stage_batch": 2,
+        "analyse_month": 1,
+        "iv_figures": 1,
+        "lab_analysis": 1,
+        "lab_figures": 1,
+        "manifests": 1,
+        "landing_page": 1,
+        "all": 1,
+    }
     [line] = lines
     assert "rerunning the job of results/02_stage/_manifest/manifest.parquet: 2 damaged outputs" in line
     assert "results/02_stage/_batches/date=2025-09-10/batch=1-of-1.parquet (missing)" in line

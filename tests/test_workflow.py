@@ -187,7 +187,7 @@ def test_editing_one_file_reruns_only_its_partition(workdir):
     assert len(drawn_before) == 3
     path = workdir.raw_root / "2025-09-11/IV2025-09-11_1.csv"
     path.write_text(path.read_text().replace("\n0.05,", "\n0.050000001,", 1))
-    assert workdir.planned_jobs() == {"stage_batch": 1, "analyse_month": 1, "iv_figures": 1, **ALWAYS}
+    assert workdir.planned_jobs() == {"stage_batch": 1, "analyse_month": 1, "iv_figures": 1, "lab_analysis": 1, "lab_figures": 1, **ALWAYS}
     result = workdir.snakemake()
     assert set(re.findall(r"wildcards: date=([\d-]+),", result.stderr)) == {"2025-09-11"}
     assert stage_manifest(workdir).num_rows == 12  # re-running never duplicates rows
@@ -197,7 +197,9 @@ def test_editing_one_file_reruns_only_its_partition(workdir):
     # only its day's analysis tables are recomputed, the other days' kept
     analysis = {p for p in rewritten if "04_analysis" in p.parts[-4]}
     assert rewritten - analysis and all(f"run_id={edited['run_id'][0].as_py()}" in str(p) for p in rewritten - analysis)
-    assert {p.parent.name for p in analysis} == {"date=2025-09-11"} and len(analysis) == 5
+    assert {p.parent.name for p in analysis} == {"date=2025-09-11"} and len(
+        analysis
+    ) == 6  # the day kinds; the lab tables stay: their inputs have the same bytes
     # only its day's figure is redrawn; the other days' drawings are linked into the report as they were
     assert {name for name, mtime in drawn_before.items() if (drawn / name).stat().st_mtime_ns != mtime} == {"date=2025-09-11.png"}
     assert "3 days: 1 drawn, 2 unchanged since drawn" in (workdir.path / "logs/figures/month=2025-09.log").read_text()
@@ -211,7 +213,7 @@ def test_a_new_day_runs_only_that_day(workdir):
     start = SANTIAGO_NOON["2025-09-12"] + 86400
     write_iv(workdir.raw_root / "2025-09-13/IV2025-09-13_1.csv", start, iv_voltages(1.0, 0.05))
     write_run(workdir.raw_root / "2025-09-13/It2025-09-13_1.csv", "It", start + 60, seed=9)
-    assert workdir.planned_jobs() == {"stage_batch": 1, "analyse_month": 1, "iv_figures": 1, **ALWAYS}
+    assert workdir.planned_jobs() == {"stage_batch": 1, "analyse_month": 1, "iv_figures": 1, "lab_analysis": 1, "lab_figures": 1, **ALWAYS}
     workdir.snakemake()
     assert stage_manifest(workdir).num_rows == 14 and segment_manifest(workdir).num_rows == 8
 
@@ -253,7 +255,7 @@ def test_changing_a_segmentation_setting_resegments_without_restaging(workdir):
     staged_before = snapshot(staged)
     segments_before = snapshot(workdir.results / "03_intermediate/iv_segments")
     workdir.write_config(segmentation={"min_segment_points": 15})  # drops the aborted sweep's 10-point segment
-    assert workdir.planned_jobs() == {"stage_batch": 3, "analyse_month": 1, "iv_figures": 1, **ALWAYS}
+    assert workdir.planned_jobs() == {"stage_batch": 3, "analyse_month": 1, "iv_figures": 1, "lab_analysis": 1, "lab_figures": 1, **ALWAYS}
     workdir.snakemake()
     # every staged file and reuse record is untouched: the staging half of each job reused them all
     assert snapshot(staged) == staged_before
@@ -274,7 +276,7 @@ def test_changing_a_segmentation_setting_resegments_without_restaging(workdir):
 
 def test_dry_run_lists_every_job_the_real_run_executes(workdir):
     planned = workdir.planned_jobs()
-    assert planned == {"stage_batch": 3, "analyse_month": 1, "iv_figures": 1, **ALWAYS}
+    assert planned == {"stage_batch": 3, "analyse_month": 1, "iv_figures": 1, "lab_analysis": 1, "lab_figures": 1, **ALWAYS}
     result = workdir.snakemake()
     executed = {}
     for line in result.stderr.splitlines():

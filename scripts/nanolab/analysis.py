@@ -29,6 +29,9 @@ import pyarrow.compute as pc
 from .chips import chip_label
 
 KINDS = ("iv_stats", "iv_fits", "hysteresis", "hysteresis_summary", "hysteresis_peaks")
+# Which runs make up each group (one row per group and run): what the laser settings of a group are read from.
+GROUP_RUNS = "iv_group_runs"
+DAY_KINDS = (*KINDS, GROUP_RUNS)
 BRANCHES = ("forward", "return")
 # `chip` names the group's chip for people (chips.chip_label): "Alisson67", "no chip number" for runs
 # without one, "all chips, pooled" with group_by: day, where chip_group and chip_number are null.
@@ -80,8 +83,10 @@ def output_schema(kind: str, settings: AnalysisSettings) -> pa.Schema:
         fields = [("method", STR)] + [
             (f"{c}_max_{side}_{u}", F64) for side in ("positive", "negative", "absolute") for c, u in (("v", "V"), ("i", "A"))
         ]
+    elif kind == GROUP_RUNS:
+        fields = [("run_id", STR)]
     else:
-        raise ValueError(f"unknown analysis kind {kind!r}; expected one of {KINDS}")
+        raise ValueError(f"unknown analysis kind {kind!r}; expected one of {DAY_KINDS}")
     return pa.schema(KEY_FIELDS + [pa.field(name, type_) for name, type_ in fields])
 
 
@@ -135,6 +140,7 @@ class Groups:
     chip_number: list
     v_max: np.ndarray
     n_runs: np.ndarray
+    runs: list  # per group: its run ids (those with forward rows), sorted
     key: np.ndarray  # per row: 2 * group + branch (0 forward, 1 return)
     v: np.ndarray
     i: np.ndarray
@@ -155,7 +161,8 @@ def group_rows(segments: pa.Table, settings: AnalysisSettings) -> Groups:
     block_types = pc.dictionary_encode(types.take(take))
     type_branch = np.array([0 if "forward" in t else 1 if "return" in t else -1 for t in block_types.dictionary.to_pylist()] + [-1])
     branch = type_branch[block_types.indices.to_numpy(zero_copy_only=False)]  # per block; -1: neither
-    run = pc.dictionary_encode(run_id.take(take)).indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    run_codes = pc.dictionary_encode(run_id.take(take))
+    run = run_codes.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     n_run = int(run.max()) + 1 if starts.size else 0
     v = _floats(_column(segments, "vsd_V", F64))
     finite = np.isfinite(v)
@@ -194,7 +201,8 @@ def group_rows(segments: pa.Table, settings: AnalysisSettings) -> Groups:
 
     # n_runs: distinct runs among each group's forward rows.
     forward = (group >= 0) & (branch == 0) & (block_finite)
-    seen = np.bincount(group[forward] * n_run + run[forward], minlength=candidate.size * n_run)
+    seen = np.bincount(group[forward] * n_run + run[forward], minlength=candidate.size * n_run).reshape(candidate.size, n_run)
+    run_names = np.array(run_codes.dictionary.to_pylist(), dtype=object)
 
     key = np.repeat(np.where(group >= 0, 2 * group + branch, -1), np.diff(np.append(starts, n)))
     rows = (key >= 0) & finite
@@ -202,7 +210,8 @@ def group_rows(segments: pa.Table, settings: AnalysisSettings) -> Groups:
         chip_group=[group_values[k] for k in group_of],
         chip_number=[number_values[k] for k in number_of],
         v_max=vmax_values[vmax_of],
-        n_runs=(seen.reshape(candidate.size, n_run) > 0).sum(axis=1),
+        n_runs=(seen > 0).sum(axis=1),
+        runs=[sorted(run_names[np.flatnonzero(row)].tolist()) for row in seen > 0],
         key=key[rows],
         v=v[rows],
         i=_floats(_column(segments, "i_A", F64))[rows],
@@ -483,6 +492,9 @@ def analyse_day(segments: pa.Table, settings: AnalysisSettings) -> dict[str, pa.
     per_group = {"n_runs": pa.array(groups.n_runs, I64), "n_points": pa.array(fits.per_group["n_points"], I64)}
     per_group |= {name: _null_nan(values) for name, values in fits.per_group.items() if name != "n_points"}
     out["iv_fits"] = _keyed_table("iv_fits", settings, groups, np.arange(n_groups), per_group)
+    run_group = np.repeat(np.arange(n_groups), [len(runs) for runs in groups.runs]).astype(np.int64)
+    run_ids = pa.array([run for runs in groups.runs for run in runs], STR)
+    out[GROUP_RUNS] = _keyed_table(GROUP_RUNS, settings, groups, run_group, {"run_id": run_ids})
 
     joined = join_branches(cells, settings.hysteresis_decimals, {f"poly{n}": fits.fitted[f"poly{n}"] for n in orders})
     key, hysteresis_group = joined.v, joined.group

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import outputs, reuse
-from .analysis import KINDS, AnalysisSettings, analyse_day
+from .analysis import DAY_KINDS, AnalysisSettings, analyse_day
 from .io import read_parquet, write_parquet, write_parquet_atomic
 from .iv_segments import POINTS_SCHEMA
 from .jobargs import JobArgumentParser
@@ -81,7 +81,7 @@ def analyse_days(
             points = points.filter(pc.invert(pc.is_in(points["run_id"], pa.array(left_out, pa.string()))))
         tables = analyse_day(points, settings)
         outputs, written = [], []
-        for kind in KINDS:
+        for kind in DAY_KINDS:
             written.append(write_parquet(tables[kind], out_root / kind / f"date={day}" / "part-000.parquet"))
             outputs.append(
                 {"date": day, "kind": kind, "rows": tables[kind].num_rows, "output": str(written[-1].path), "output_bytes": written[-1].size}

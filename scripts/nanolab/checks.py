@@ -29,6 +29,7 @@ class ExpectedOutputs:
     merged: tuple[str, ...]  # the manifests job's declared outputs; merged[0] is the merged stage manifest
     batches: tuple[tuple[str, str, str], ...]  # (stage, segments, points) of each planned batch job
     months: dict[str, MonthFigures] = field(default_factory=dict)  # {figure folder: its job}
+    declared: dict[str, tuple[str, ...]] = field(default_factory=dict)  # {job output: its declared outputs}, checked as they are
 
 
 def find_output_damage(expected: ExpectedOutputs, index: Path) -> dict[str, list[Damage]]:
@@ -53,6 +54,8 @@ def find_output_damage(expected: ExpectedOutputs, index: Path) -> dict[str, list
         if month.figures and all(Path(f).is_dir() for f in month.figures):  # one file per day the job draws
             days = {day for path in month.segment_manifests for day in days_of.get(path, [])}
             damage[output] += integrity.find_damage(Expected(path, None) for path in outputs.day_files(*month.figures, sorted(days)))
+    for output, files in expected.declared.items():
+        damage[output] = integrity.check_declared(files, {})
     return damage
 
 

@@ -109,6 +109,8 @@ def coerce_config(config: dict, schema: dict, prefix: str = "") -> tuple[dict, l
     for key, value in unflatten(config, schema).items():
         name = f"{prefix}{key}"
         sub = properties.get(key)
+        if sub is None and isinstance(schema.get("additionalProperties"), dict):
+            sub = schema["additionalProperties"]  # a mapping of free keys (per-chip overrides), each of this schema
         if sub is None:
             problems.append(f"{name}: unknown key (known: {', '.join(properties)})")
             coerced[key] = value

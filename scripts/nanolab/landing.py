@@ -215,10 +215,13 @@ def staged_days(stage: pa.Table) -> list[str]:
     return sorted({d for d in ok["date"].to_pylist() if d})
 
 
+ANALYSED = {"IV", "LaserCalibration"}  # IV runs are analysed; calibrations give the lab analysis its laser power
+
+
 def staged_only(stage: pa.Table) -> dict[str, int]:
-    """{procedure: files staged} of the procedures nothing analyses or draws yet (all but IV)."""
+    """{procedure: files staged} of the procedures nothing analyses or draws yet."""
     ok = stage.filter(pc.equal(stage["status"], "ok"))
-    return dict(sorted(Counter(p for p in ok["proc"].to_pylist() if p and p != "IV").items()))
+    return dict(sorted(Counter(p for p in ok["proc"].to_pylist() if p and p not in ANALYSED).items()))
 
 
 def workflow_version(workflow_dir: Path) -> str:

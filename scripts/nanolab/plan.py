@@ -33,10 +33,12 @@ RULE_COMMANDS = {
     "analyse_month": "nanolab.analysis_job",
     "iv_figures": "nanolab.plots",
     "landing_page": "nanolab.landing",
+    "lab_analysis": "nanolab.lab_analysis_job",
+    "lab_figures": "nanolab.lab_plots",
 }
 # Libraries whose version decides the bytes a rule writes (Python itself always counts).
 LIBRARIES = ("pyarrow", "numpy")
-RULE_LIBRARIES = {"iv_figures": (*LIBRARIES, "matplotlib")}
+RULE_LIBRARIES = {"iv_figures": (*LIBRARIES, "matplotlib"), "lab_figures": (*LIBRARIES, "matplotlib")}
 
 
 class Stop(SystemExit):

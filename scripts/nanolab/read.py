@@ -20,12 +20,14 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from .analysis import KINDS
+from .analysis import DAY_KINDS
 from .iv_segments import SEGMENT_DATASET
+from .lab_analysis_job import LAB_KINDS
 from .schema import read_yaml
 from .stage import STAGE_DATASET
 
 ANALYSIS_FOLDER = "04_analysis"
+ANALYSIS_KINDS = (*DAY_KINDS, *LAB_KINDS)
 PARTITIONS = {
     STAGE_DATASET: pa.schema([("proc", pa.string()), ("date", pa.string()), ("run_id", pa.string())]),
     SEGMENT_DATASET: pa.schema([("proc", pa.string()), ("date", pa.string()), ("run_id", pa.string()), ("segment", pa.int32())]),
@@ -122,8 +124,9 @@ def load_segments(
 
 
 def load_analysis(results: str | Path, kind: str, date=None, columns: list[str] | None = None, **filters) -> pd.DataFrame:
-    """One analysis kind (analysis.KINDS) from results/04_analysis/<kind>/date=<d>/part-000.parquet, e.g. chip_number=67."""
-    if kind not in KINDS:
-        raise ValueError(f"unknown analysis kind {kind!r}; expected one of {KINDS}")
+    """One analysis kind (ANALYSIS_KINDS) from results/04_analysis/<kind>/date=<d>/part-000.parquet, e.g. chip_number=67;
+    `load_analysis(results, "chip_history")` is every chip's history over all days."""
+    if kind not in ANALYSIS_KINDS:
+        raise ValueError(f"unknown analysis kind {kind!r}; expected one of {ANALYSIS_KINDS}")
     root = Path(results) / ANALYSIS_FOLDER / kind
     return _load(partition_files(root, {"date": date}), PARTITIONS[ANALYSIS_FOLDER], root, columns, filters)

@@ -58,6 +58,7 @@ MANIFEST_SCHEMA = pa.schema(
         ("sample", pa.string()),
         ("procedure_version", pa.string()),
         ("with_light", pa.bool_()),
+        ("laser_toggle", pa.bool_()),  # the header's Laser toggle (null when the procedure has none)
         ("wavelength_nm", pa.float64()),
         ("laser_voltage_V", pa.float64()),
         ("size_bytes", pa.int64()),
@@ -145,6 +146,7 @@ def run_fields(parameters: dict[str, tuple[object, pa.DataType]]) -> dict[str, o
     laser_voltage = value.get("laser_voltage_V")
     return {
         "with_light": laser_voltage is not None and laser_voltage != 0,
+        "laser_toggle": value.get("laser_toggle"),
         "wavelength_nm": value.get("wavelength_nm"),
         "laser_voltage_V": laser_voltage,
         "chip_group": value.get("chip_group"),

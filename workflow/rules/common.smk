@@ -241,6 +241,8 @@ def shared_args():
         "iv_figures": ["--timezone", config["timezone"]],
         "manifests": manifests_args(),
         "landing_page": landing_args(),
+        "lab_analysis": lab_analysis_args(),
+        "lab_figures": ["--order", config["lab_analysis"]["history_order"]],
     }
 
 
@@ -436,7 +438,13 @@ def get_figures():
 
 
 def get_final_outputs():
-    return [*rules.manifests.output, *get_analysis(), *get_figures()]
+    return [
+        *rules.manifests.output,
+        *get_analysis(),
+        *get_lab_analysis(),
+        *get_figures(),
+        *get_lab_figures(),
+    ]
 
 
 def month_mem_mb(wildcards, input):
@@ -499,6 +507,7 @@ def batch_manifest_kinds():
     """{batch manifest: kind} of every job whose manifest lists per-run or per-day files."""
     batches = dict.fromkeys(get_stage_batch_manifests(), "stage")
     batches |= dict.fromkeys(get_segment_batch_manifests(), "segment")
+    batches |= dict.fromkeys(get_lab_analysis(), "analysis")
     return batches | {analysis_manifest(month): "analysis" for month in iv_months()}
 
 
@@ -515,6 +524,7 @@ def expected_outputs():
             )
             for month in iv_months()
         },
+        {LAB_FIGURES_OUTPUT: tuple(get_lab_figures())},
     )
 
 
@@ -593,3 +603,63 @@ def get_landing_tables(wildcards):
     return fits + [f for f in get_figures() if "/iv_day_runs/" in f]
 
 # ---- report landing page: end ------------------------------------------------------------------
+
+
+# ---- lab analysis (issue 20): begin -----------------------------------------------------------------
+# One job over every day (backward subtraction, coercive field, chip history) and one figure job; both
+# take their settings through one content-named args file, so a geometry change reruns only them.
+LAB_ANALYSIS_MANIFEST = f"{ANALYSIS}/_batches/lab_analysis.parquet"
+
+
+def lab_analysis_args():
+    lab = config["lab_analysis"]
+    return [
+        "--reference-v-max",
+        lab["reference_v_max"],
+        "--channel-length-um",
+        lab["channel_length_um"],
+        "--channel-width-um",
+        lab["channel_width_um"],
+        "--chip-geometry",
+        json.dumps(lab["chips"], sort_keys=True),
+        "--beam-to-sample-ratio",
+        lab["beam_to_sample_ratio"],
+        "--history-order",
+        lab["history_order"],
+    ]
+
+
+def get_lab_analysis_inputs(wildcards):
+    """Every month's analysis manifest: in a days=… run the other months' as they are on disk, so the
+    chip history and the figures still cover every day."""
+    current = get_analysis()
+    others = sorted(Path(ANALYSIS, "_batches").glob("month=*.parquet")) if DAYS else []
+    return current + [str(p) for p in others if str(p) not in current]
+
+
+def get_lab_analysis():
+    return [LAB_ANALYSIS_MANIFEST] if iv_months() else []
+
+
+def get_lab_analysis_output_check(wildcards):
+    return checked(LAB_ANALYSIS_MANIFEST)
+
+
+def get_lab_drawn_folder(wildcards, output):
+    """Beside the declared folders, which Snakemake empties before the job (see get_drawn_folder)."""
+    return str(Path(output.days).parent / "_lab_drawn")
+
+
+LAB_FIGURES_OUTPUT = "results/04_report/lab_days"
+
+
+def get_lab_figures():
+    if not config["figures"] or not iv_months():
+        return []
+    return [LAB_FIGURES_OUTPUT, "results/04_report/lab_chips"]
+
+
+def get_lab_figures_output_check(wildcards):
+    return checked(LAB_FIGURES_OUTPUT)
+
+# ---- lab analysis (issue 20): end -------------------------------------------------------------------

@@ -1,0 +1,187 @@
+"""Report figures of the lab's further analysis, one job for all of them (matplotlib's import, ~1 s CPU,
+is paid once): per day the backward-subtracted J(E) curves of each chip's V_max groups; per chip its
+coercive field against V_max and against the effective laser power, and its history (resistance and
+hysteresis against date). Small figures with few text artists; a figure whose data are unchanged is not
+redrawn (`_lab_drawn/` keeps it with a reuse record, as plots.py does for the day figures).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.dates import ConciseDateFormatter, DayLocator
+from matplotlib.figure import Figure
+
+from . import reuse
+from .io import read_parquet
+from .jobargs import JobArgumentParser
+from .lab_analysis_job import HISTORY
+from .plots import CHIP_COLOURS, DPI, link_or_copy, save_png  # plots selects the Agg backend first
+from .subtraction import COERCIVE, SUBTRACTED, chip_label, key_columns
+
+log = logging.getLogger("nanolab")
+
+
+def chip_file_name(label: str) -> str:
+    """A chip label as a file name: letters, digits, '-' and '_' only ('Alisson 67' -> 'Alisson_67')."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", label).strip("_") or "no_chip"
+
+
+def _chips(table: pa.Table) -> dict[str, pa.Table]:
+    """{chip label: its rows} (keys other than v_max_V name the chip)."""
+    keys = [k for k in key_columns(table) if k != "v_max_V"]
+    labels = [chip_label(dict(zip(keys, values))) or "all chips" for values in zip(*(table[k].to_pylist() for k in keys))]
+    column = pa.array(labels, pa.string())
+    return {label: table.filter(pc.equal(column, label)) for label in sorted(set(labels))}
+
+
+def _values(table: pa.Table, name: str) -> np.ndarray:
+    return pc.fill_null(table[name], np.nan).to_numpy(zero_copy_only=False).astype(np.float64) if table.num_rows else np.zeros(0)
+
+
+def draw_day(day: str, subtracted: pa.Table, order: int) -> Figure:
+    """One small panel: J_forward_sub (solid) and J_backward_sub (dashed) against E of every group, a colour
+    per chip (each group spans its own ±E_max). One axes and a legend of chips: a panel costs ~0.07 s CPU,
+    mostly its text; one panel per chip cost 0.2-0.3 s a day."""
+    figure = Figure(figsize=(5.0, 2.6), dpi=DPI)
+    FigureCanvasAgg(figure)
+    ax = figure.subplots()
+    forward, backward = f"j_forward_sub_poly{order}_A_cm2", f"j_backward_sub_poly{order}_A_cm2"
+    for k, (label, rows) in enumerate(_chips(subtracted).items()):
+        colour = CHIP_COLOURS[k % len(CHIP_COLOURS)]
+        for n, v_max in enumerate(sorted(set(rows["v_max_V"].to_pylist()) - {None})):
+            group = rows.filter(pc.equal(rows["v_max_V"], v_max))
+            if forward not in group.column_names:
+                continue
+            e, j_forward, j_backward = _values(group, "e_field_V_cm"), _values(group, forward), _values(group, backward)
+            shared = ~np.isnan(j_forward)  # voltages the reference also has: the curve joins those
+            ax.plot(e[shared], j_forward[shared], color=colour, lw=0.8, label=label if n == 0 else None)
+            ax.plot(e[shared], j_backward[shared], color=colour, lw=0.8, ls="--")
+    ax.set_title(f"{day}: backward-subtracted, order {order}" if ax.lines else f"{day}: no V_max group", fontsize=8, loc="right")
+    ax.tick_params(labelsize=7)
+    ax.locator_params(nbins=5)  # tick labels are most of the drawing time
+    ax.set_xlabel("E (V/cm)", fontsize=7)
+    ax.set_ylabel("J (A/cm²)", fontsize=7)
+    if ax.lines:
+        ax.legend(fontsize=6, frameon=False, loc="best")
+    figure.subplots_adjust(left=0.14, right=0.98, top=0.9, bottom=0.17)
+    return figure
+
+
+def draw_chip(label: str, coercive: pa.Table, history: pa.Table) -> Figure:
+    """E_c against V_max and against effective power (both sides, |E_c|), resistance and hysteresis against date."""
+    figure = Figure(figsize=(8.0, 4.0), dpi=DPI)
+    FigureCanvasAgg(figure)
+    (by_vmax, by_power), (resistance, hysteresis) = figure.subplots(2, 2)
+    v_max, power = _values(coercive, "v_max_V"), _values(coercive, "effective_power_W") * 1e6
+    for side, marker in (("pos", "o"), ("neg", "s")):
+        e_c = np.abs(_values(coercive, f"e_coercive_{side}_V_cm"))
+        by_vmax.plot(v_max, e_c, marker, ms=3, mfc="none" if side == "neg" else None, color=CHIP_COLOURS[0], ls="none", label=f"{side} side")
+        by_power.plot(power, e_c, marker, ms=3, mfc="none" if side == "neg" else None, color=CHIP_COLOURS[1], ls="none")
+    by_vmax.set_xlabel("V_max (V)", fontsize=7)
+    by_vmax.set_ylabel("|E_c| (V/cm)", fontsize=7)
+    by_vmax.legend(fontsize=6, frameon=False)
+    by_power.set_xlabel("effective laser power (µW)", fontsize=7)
+    dates = np.array(history["date"].to_pylist(), dtype="datetime64[D]") if history.num_rows else np.zeros(0, "datetime64[D]")
+    for k, group in enumerate(sorted(set(history["v_max_V"].to_pylist()) - {None})):
+        at = np.flatnonzero(_values(history, "v_max_V") == group)
+        colour = CHIP_COLOURS[k % len(CHIP_COLOURS)]
+        resistance.plot(dates[at], _values(history, "resistance_MOhm")[at], "o-", ms=2, lw=0.7, color=colour, label=f"{group:g} V")
+        hysteresis.plot(dates[at], _values(history, "hysteresis_mean_nA")[at], "o-", ms=2, lw=0.7, color=colour)
+    resistance.set_ylabel("R (MΩ)", fontsize=7)
+    hysteresis.set_ylabel("hysteresis mean (nA)", fontsize=7)
+    if resistance.lines:
+        resistance.legend(fontsize=6, ncol=3, frameon=False)
+    for ax in (by_vmax, by_power, resistance, hysteresis):
+        ax.tick_params(labelsize=6)
+        ax.locator_params(axis="y", nbins=4)  # tick labels are most of the drawing time
+    for ax in (resistance, hysteresis):
+        span = 1
+        if dates.size:  # a day's margin: one date alone is no range
+            ax.set_xlim(dates.min() - np.timedelta64(1, "D"), dates.max() + np.timedelta64(1, "D"))
+            span = int((dates.max() - dates.min()).astype(int)) + 2
+        locator = DayLocator(interval=max(1, span // 4))
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+    figure.suptitle(label, fontsize=9)
+    figure.subplots_adjust(left=0.08, right=0.98, top=0.92, bottom=0.14, wspace=0.22, hspace=0.45)
+    return figure
+
+
+def _digest(*tables: pa.Table) -> str:
+    """What a chip figure is drawn from (its rows' values), as a short hash."""
+    text = "\x00".join(repr(t.to_pydict()) for t in tables)
+    return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
+
+
+def plot_all(manifest: Path, day_dir: Path, chip_dir: Path, drawn_dir: Path, order: int, trusted: bool = True) -> tuple[int, int]:
+    """Every day and chip figure, drawn into `drawn_dir` unless unchanged (and `trusted`: not in a forced
+    job), then linked into the folders."""
+    outputs: dict[str, dict[str, str]] = {}
+    for row in read_parquet(manifest).to_pylist():
+        outputs.setdefault(row["kind"], {})[row["date"]] = row["output"]
+    day_dir.mkdir(parents=True, exist_ok=True)
+    chip_dir.mkdir(parents=True, exist_ok=True)
+    drawn_dir.mkdir(parents=True, exist_ok=True)
+    drawn, keep = 0, set()
+    for day, path in sorted(outputs.get(SUBTRACTED, {}).items()):
+        name = f"date={day}"
+        record_key = reuse.key("lab day figure", reuse.library_key("matplotlib"), str(order), reuse.content_id(Path(path)))
+        if not (trusted and reuse.load(drawn_dir / f"{name}.json", record_key)):
+            written = save_png(draw_day(day, read_parquet(path), order), drawn_dir / f"{name}.png")
+            reuse.save(drawn_dir / f"{name}.json", record_key, {}, [written])
+            drawn += 1
+        link_or_copy(drawn_dir / f"{name}.png", day_dir / f"{name}.png")
+        keep.add(name)
+    coercive, history = (_all_days(outputs.get(kind, {})) for kind in (COERCIVE, HISTORY))
+    coercive = coercive.filter(pc.equal(coercive["poly_order"], order)) if coercive.num_rows else coercive
+    coercive_of, history_of = _chips(coercive) if coercive.num_rows else {}, _chips(history) if history.num_rows else {}
+    for label, rows in history_of.items():
+        name = f"chip={chip_file_name(label)}"
+        chip_coercive = coercive_of.get(label, coercive.slice(0, 0))
+        record_key = reuse.key("lab chip figure", reuse.library_key("matplotlib"), label, _digest(chip_coercive, rows))
+        if not (trusted and reuse.load(drawn_dir / f"{name}.json", record_key)):
+            written = save_png(draw_chip(label, chip_coercive, rows), drawn_dir / f"{name}.png")
+            reuse.save(drawn_dir / f"{name}.json", record_key, {}, [written])
+            drawn += 1
+        link_or_copy(drawn_dir / f"{name}.png", chip_dir / f"{name}.png")
+        keep.add(name)
+    for path in drawn_dir.iterdir():  # days and chips no longer in the results
+        if path.name.rsplit(".", 1)[0] not in keep:
+            path.unlink()
+    return len(keep), drawn
+
+
+def _all_days(paths: dict[str, str]) -> pa.Table:
+    """One kind's rows of every day, with the day (the coercive table has none of its own)."""
+    tables = []
+    for day, path in sorted(paths.items()):
+        table = read_parquet(path)
+        if table.num_rows:
+            tables.append(table if "date" in table.column_names else table.append_column("date", pa.array([day] * table.num_rows, pa.string())))
+    return pa.concat_tables(tables, promote_options="permissive") if tables else pa.table({"date": pa.array([], pa.string())})
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = JobArgumentParser(prog="python -m nanolab.lab_plots", description=__doc__)
+    parser.add_argument("--lab-manifest", type=Path, required=True, help="the lab_analysis job's manifest")
+    parser.add_argument("--day-dir", type=Path, required=True)
+    parser.add_argument("--chip-dir", type=Path, required=True)
+    parser.add_argument("--drawn-dir", type=Path, required=True, help="where figures are drawn and kept while their data are unchanged")
+    parser.add_argument("--order", type=int, required=True, help="the polynomial order drawn")
+    parser.add_argument("--check", type=Path, nargs="*", help="the job's check files: a forced job redraws every figure")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    figures, drawn = plot_all(args.lab_manifest, args.day_dir, args.chip_dir, args.drawn_dir, args.order, reuse.trusted(args.check))
+    log.info("%d figures: %d drawn, %d unchanged since drawn", figures, drawn, figures - drawn)
+
+
+if __name__ == "__main__":
+    main()
