@@ -91,7 +91,8 @@ def test_three_copies_are_staged_marked_counted_and_left_out_of_the_analysis_whe
 
     assert wd.planned_jobs() == {}
     exclude = "analysis={exclude_duplicates: true}"  # as the README writes settings
-    assert wd.planned_jobs("--config", exclude) == {"analyse_month": 1, "manifests": 1, "all": 1}  # nothing is restaged
+    planned = {"analyse_month": 1, "lab_analysis": 1, "manifests": 1, "landing_page": 1, "all": 1}
+    assert wd.planned_jobs("--config", exclude) == planned  # nothing is restaged
     result = wd.snakemake("--config", exclude)
     [fits] = load_analysis(wd.results, "iv_fits", date="2025-09-11").to_dict("records")
     assert fits["n_runs"] == 5  # each measurement once

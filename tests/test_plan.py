@@ -183,7 +183,7 @@ def test_rejects_make_no_day_no_table_no_month_and_no_figure(broken_tree):
     assert manifest["broken/._IV_fork.csv"]["status"] == "skipped"
     assert manifest["broken/ragged.csv"]["status"] == manifest["broken/crlf.csv"]["status"] == "ok"
     assert manifest["2025-09-20/IV2025-09-20_1.csv"]["date"] == "2025-09-20"  # a real date is kept
-    assert manifest["2025-09-21/IV2025-09-21_1.csv"]["reason"] == "header but no data rows"
+    assert manifest["2025-09-21/IV2025-09-21_1.csv"]["reason"].startswith("no data rows with as many cells as the label row")
     staging = (results / "04_report/staging_summary.csv").read_text()
     assert time.strftime("%Y-%m-") not in staging.replace("2025-09-", "")  # no reject dated by its mtime (today)
 
@@ -273,7 +273,7 @@ def test_a_library_upgrade_reruns_and_redoes_what_it_may_change_and_says_why(bui
     text = dry.stdout + dry.stderr
     assert f"libraries changed since results/ was last built: matplotlib {before and __import__('matplotlib').__version__} -> 99.0.0" in text
     assert "(reruns iv_figures" in text
-    assert built.planned_jobs() == {"iv_figures": 1, "all": 1}
+    assert built.planned_jobs() == {"iv_figures": 1, "lab_figures": 1, "landing_page": 1, "all": 1}  # the figure jobs and the page of their tables
     [args] = re.findall(r"Updated input files: (\S+/args/iv_figures/\S+\.args)", text)
     assert "matplotlib 99.0.0" in (built.path / args).read_text().splitlines()[0]
     # The job's own reuse key has the version too: pretend the job's matplotlib is 99.0.0 as well

@@ -602,6 +602,7 @@ def get_landing_tables(wildcards):
     fits = [f"{REPORT}/iv_fits/month={month}.csv" for month in iv_months()]
     return fits + [f for f in get_figures() if "/iv_day_runs/" in f]
 
+
 # ---- report landing page: end ------------------------------------------------------------------
 
 
