@@ -127,3 +127,12 @@ def test_power_dark_lit_clamped_below_threshold_and_mixed_groups():
     assert mixed.effective_power_W is None and "runs differ in laser settings" in mixed.power_note
     none = finder.of_group([run(-5)], "2025-09-11")
     assert none.effective_power_W is None and none.power_note == "no calibration at 455 nm started before the run"
+
+
+def test_a_lit_run_without_a_wavelength_gets_a_note_not_a_crash():
+    """A header's wavelength missing or damaged (stored as null) once stopped the lab analysis job (None:g)."""
+    finder = Curves([calibration("a", -2)], 5.7)
+    unknown = finder.of_group([run(0, wavelength=None)], "2025-09-11")
+    assert unknown.effective_power_W is None and unknown.power_note == "no calibration at an unknown wavelength started before the run"
+    mixed = finder.of_group([run(0, wavelength=None), run(1)], "2025-09-11")
+    assert mixed.effective_power_W is None and "2.5 V at an unknown wavelength (1 runs)" in mixed.power_note

@@ -43,7 +43,12 @@ class Setting:
     wavelength_nm: float | None
 
     def __str__(self) -> str:
-        return f"{self.laser_voltage_V:g} V at {self.wavelength_nm:g} nm" if self.lit else "dark"
+        return f"{self.laser_voltage_V:g} V at {nanometres(self.wavelength_nm)}" if self.lit else "dark"
+
+
+def nanometres(wavelength_nm: float | None) -> str:
+    """A wavelength for a note; a lit run's header may lack it (null when missing or damaged)."""
+    return "an unknown wavelength" if wavelength_nm is None else f"{wavelength_nm:g} nm"
 
 
 def run_setting(row: dict) -> Setting:
@@ -124,7 +129,7 @@ class PowerFinder:
             return Power(toggle, 0.0, None, None, 0.0, 0.0, "dark")
         chosen = [choose(self.calibrations, setting.wavelength_nm, run.get("start_dt")) for run in runs]
         if any(c is None for c in chosen):
-            note = f"no calibration at {setting.wavelength_nm:g} nm started before the run"
+            note = f"no calibration at {nanometres(setting.wavelength_nm)} started before the run"
             return Power(toggle, setting.laser_voltage_V, setting.wavelength_nm, None, None, None, note)
         used = sorted({c.run_id: c for c in chosen}.values(), key=lambda c: c.start)
         powers = []
