@@ -24,7 +24,7 @@ from nanolab.manifest import summarize
 from nanolab.synthetic import iv_voltages, make_run, render_raw
 from pymeasure_raw import write_iv_with_pymeasure
 from test_robustness import assert_same_results, make_workdir
-from workflow_runner import JOB_STATS, REPO, Workdir
+from workflow_runner import JOB_STATS, REPO, Workdir, downstream_of_batches
 
 NOON = {"2025-09-10": 1757516400.0, "2025-09-11": 1757602800.0}
 STAGED = "02_stage/raw_measurements"
@@ -286,16 +286,7 @@ def test_damage_of_every_kind_is_found_before_the_run_and_rebuilt(tmp_path):
     deleted_figure = wd.results / "04_report/iv_days/month=2025-09/date=2025-09-10.png"
     deleted_figure.unlink()
     jobs, lines, output = plan(wd)
-    assert jobs == {
-        "stage_batch": 2,
-        "analyse_month": 1,
-        "iv_figures": 1,
-        "lab_analysis": 1,
-        "lab_figures": 1,
-        "manifests": 1,
-        "landing_page": 1,
-        "all": 1,
-    }
+    assert jobs == downstream_of_batches(2)
     assert "Updated input files: .snakemake/nanolab/checks/results/02_stage/_batches/date=2025-09-11/batch=1-of-1.parquet.txt" in output
     assert "Updated input files: .snakemake/nanolab/checks/results/03_intermediate/_batches/date=2025-09-10/batch=1-of-1.parquet.txt" in output
     stage_line = next(line for line in lines if "02_stage/_batches/date=2025-09-11" in line)
@@ -319,16 +310,7 @@ def test_damage_of_every_kind_is_found_before_the_run_and_rebuilt(tmp_path):
     analysis_table = wd.results / "04_analysis/hysteresis/date=2025-09-10/part-000.parquet"
     truncate(analysis_table, 100)
     jobs, lines, output = plan(wd)
-    assert jobs == {
-        "stage_batch": 2,
-        "analyse_month": 1,
-        "iv_figures": 1,
-        "lab_analysis": 1,
-        "lab_figures": 1,
-        "manifests": 1,
-        "landing_page": 1,
-        "all": 1,
-    }
+    assert jobs == downstream_of_batches(2)
     assert f"{segment_file.relative_to(wd.path).as_posix()} (100 bytes, written as" in output
     assert "results/02_stage/_batches/date=2025-09-10/batch=1-of-1.parquet (100 bytes, unreadable" in output
     assert "results/summary.txt (20 bytes, written as" in output and "results/02_stage/_manifest/manifest.parquet (100 bytes" in output
@@ -363,16 +345,7 @@ def test_damage_of_every_kind_is_found_before_the_run_and_rebuilt(tmp_path):
     (wd.results / "02_stage/_batches/date=2025-09-10/batch=1-of-1.parquet").unlink()
     (wd.results / "03_intermediate/_points/date=2025-09-11/batch=1-of-1.parquet").unlink()
     jobs, lines, _ = plan(wd)
-    assert jobs == {
-        "stage_batch": 2,
-        "analyse_month": 1,
-        "iv_figures": 1,
-        "lab_analysis": 1,
-        "lab_figures": 1,
-        "manifests": 1,
-        "landing_page": 1,
-        "all": 1,
-    }
+    assert jobs == downstream_of_batches(2)
     [line] = lines
     assert "rerunning the job of results/02_stage/_manifest/manifest.parquet: 2 damaged outputs" in line
     assert "results/02_stage/_batches/date=2025-09-10/batch=1-of-1.parquet (missing)" in line

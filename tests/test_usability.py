@@ -21,7 +21,7 @@ from nanolab.changes import TreeChanges, describe_changes, diff_trees, normalise
 from nanolab.config import checked_config, coerce_config
 from nanolab.schema import read_yaml
 from nanolab.synthetic import make_run, render_raw
-from workflow_runner import REPO, Workdir
+from workflow_runner import REPO, Workdir, downstream_of_batches
 
 CONFIG_SCHEMA = REPO / "workflow/schemas/config.schema.yaml"
 SANTIAGO_NOON = {"2025-09-10": 1757516400.0, "2025-09-11": 1757602800.0}
@@ -305,16 +305,7 @@ def test_editing_the_package_reruns_the_rules_whose_code_changed(built, tmp_path
     assert "code changed since results/ was last built: nanolab.segment" in output_of(result)
     args_files = re.findall(r"Updated input files: (\S+/args/stage_batch/\S+\.args)", output_of(result))
     assert len(args_files) == 2 and all("code of nanolab batch: " in (built.path / f).read_text() for f in args_files)
-    assert built.planned_jobs() == {
-        "stage_batch": 2,
-        "analyse_month": 1,
-        "iv_figures": 1,
-        "lab_analysis": 1,
-        "lab_figures": 1,
-        "manifests": 1,
-        "landing_page": 1,
-        "all": 1,
-    }
+    assert built.planned_jobs() == downstream_of_batches(2)
 
 
 def test_one_day_is_reprocessed_without_touching_the_others(built):
@@ -322,16 +313,7 @@ def test_one_day_is_reprocessed_without_touching_the_others(built):
         path = built.raw_root / day / f"IV{day}_1.csv"
         path.write_text(path.read_text().replace("\n0.0", "\n0.00000001", 1))
     other_day = {p: m for p, m in parquet_files(built.results).items() if "date=2025-09-11" in p}
-    planned = {
-        "stage_batch": 1,
-        "analyse_month": 1,
-        "iv_figures": 1,
-        "lab_analysis": 1,
-        "lab_figures": 1,
-        "manifests": 1,
-        "landing_page": 1,
-        "all": 1,
-    }
+    planned = downstream_of_batches(1)
     assert built.planned_jobs("--config", "days=2025-09-10") == planned
     built.snakemake("--config", "days=2025-09-10")
     assert {p: m for p, m in parquet_files(built.results).items() if "date=2025-09-11" in p} == other_day

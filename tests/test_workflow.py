@@ -20,7 +20,7 @@ from nanolab.pipeline import run_in_process
 from nanolab.read import load_runs, load_segments
 from nanolab.synthetic import iv_voltages, make_run, render_raw
 from pymeasure_raw import write_iv_with_pymeasure
-from workflow_runner import Workdir
+from workflow_runner import Workdir, downstream_of_batches
 
 SANTIAGO_NOON = {"2025-09-10": 1757516400.0, "2025-09-11": 1757602800.0, "2025-09-12": 1757689200.0}
 AWKWARD_NAME = "IV run 'a' $(touch pwned); b & -x.csv"
@@ -165,8 +165,6 @@ def test_every_job_writes_its_log(finished):
 
 # --- partial re-runs: ask Snakemake what it would run -----------------------------------------
 
-ALWAYS = {"manifests": 1, "landing_page": 1, "all": 1}
-
 
 def test_nothing_changed_means_nothing_to_do(workdir):
     workdir.snakemake()
@@ -187,7 +185,7 @@ def test_editing_one_file_reruns_only_its_partition(workdir):
     assert len(drawn_before) == 3
     path = workdir.raw_root / "2025-09-11/IV2025-09-11_1.csv"
     path.write_text(path.read_text().replace("\n0.05,", "\n0.050000001,", 1))
-    assert workdir.planned_jobs() == {"stage_batch": 1, "analyse_month": 1, "iv_figures": 1, "lab_analysis": 1, "lab_figures": 1, **ALWAYS}
+    assert workdir.planned_jobs() == downstream_of_batches(1)
     result = workdir.snakemake()
     assert set(re.findall(r"wildcards: date=([\d-]+),", result.stderr)) == {"2025-09-11"}
     assert stage_manifest(workdir).num_rows == 12  # re-running never duplicates rows
@@ -213,7 +211,7 @@ def test_a_new_day_runs_only_that_day(workdir):
     start = SANTIAGO_NOON["2025-09-12"] + 86400
     write_iv(workdir.raw_root / "2025-09-13/IV2025-09-13_1.csv", start, iv_voltages(1.0, 0.05))
     write_run(workdir.raw_root / "2025-09-13/It2025-09-13_1.csv", "It", start + 60, seed=9)
-    assert workdir.planned_jobs() == {"stage_batch": 1, "analyse_month": 1, "iv_figures": 1, "lab_analysis": 1, "lab_figures": 1, **ALWAYS}
+    assert workdir.planned_jobs() == downstream_of_batches(1)
     workdir.snakemake()
     assert stage_manifest(workdir).num_rows == 14 and segment_manifest(workdir).num_rows == 8
 
@@ -238,7 +236,7 @@ def test_a_segmentation_setting_that_finds_the_same_segments_repeats_no_staging_
     segments = snapshot(workdir.results / "03_intermediate/iv_segments")
     manifest = segment_manifest(workdir)
     workdir.write_config(segmentation={"dv_threshold": 0.002})  # the sweeps' 0.05 V steps: the same segments
-    assert workdir.planned_jobs() == {"stage_batch": 3, "analyse_month": 1, "iv_figures": 1, **ALWAYS}
+    assert workdir.planned_jobs() == downstream_of_batches(3)
     workdir.snakemake()
     assert snapshot(workdir.results / "02_stage/raw_measurements") == staged
     assert snapshot(workdir.results / "03_intermediate/iv_segments") == segments
@@ -255,7 +253,7 @@ def test_changing_a_segmentation_setting_resegments_without_restaging(workdir):
     staged_before = snapshot(staged)
     segments_before = snapshot(workdir.results / "03_intermediate/iv_segments")
     workdir.write_config(segmentation={"min_segment_points": 15})  # drops the aborted sweep's 10-point segment
-    assert workdir.planned_jobs() == {"stage_batch": 3, "analyse_month": 1, "iv_figures": 1, "lab_analysis": 1, "lab_figures": 1, **ALWAYS}
+    assert workdir.planned_jobs() == downstream_of_batches(3)
     workdir.snakemake()
     # every staged file and reuse record is untouched: the staging half of each job reused them all
     assert snapshot(staged) == staged_before
@@ -276,7 +274,7 @@ def test_changing_a_segmentation_setting_resegments_without_restaging(workdir):
 
 def test_dry_run_lists_every_job_the_real_run_executes(workdir):
     planned = workdir.planned_jobs()
-    assert planned == {"stage_batch": 3, "analyse_month": 1, "iv_figures": 1, "lab_analysis": 1, "lab_figures": 1, **ALWAYS}
+    assert planned == downstream_of_batches(3)
     result = workdir.snakemake()
     executed = {}
     for line in result.stderr.splitlines():
