@@ -199,6 +199,17 @@ def test_a_label_row_that_lost_a_label_is_a_reject_that_says_so(tmp_path, lab_sc
     assert row["reason"] == "no data rows with as many cells as the label row (2): 3 rows with another number skipped"
 
 
+def test_a_reject_is_never_dated_by_its_mtime(tmp_path, lab_schema):
+    """No start time and no date in its path: the day would be the file's mtime (today), which only a file that stages gets."""
+    undated = IV_TEXT.replace("#\tStart time: 1757584800.0\n", "")
+    staged = stage_file(write(tmp_path / "raw/new/a.csv", undated), settings(tmp_path / "raw", tmp_path / "out", lab_schema))
+    assert staged["status"] == "ok" and staged["date_origin"] == "mtime" and staged["date"]
+    broken = undated.replace("Vsd (V),I (A),Extra", "Vsd (V),I (A)")  # no row has as many cells as the labels
+    rejected = stage_file(write(tmp_path / "raw/new/b.csv", broken), settings(tmp_path / "raw", tmp_path / "out", lab_schema))
+    assert rejected["status"] == "reject" and rejected["reason"].startswith("no data rows with as many cells")
+    assert rejected["date"] is None and rejected["date_origin"] is None
+
+
 def test_the_manifest_names_the_raw_lines_of_skipped_rows_and_rows_with_nulls(tmp_path, lab_schema):
     text = IV_TEXT.replace("0.5,2e-9,y\n", "0.5,2e-9,y\n0.6,7\n\n0.7,,q\n0.8,3e-9,r,extra\n")
     lines = text.splitlines()

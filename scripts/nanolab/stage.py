@@ -258,6 +258,8 @@ def stage_run(path: Path, settings: StageSettings) -> StagedRun:
         row["reason"] = f"unreadable: {error.strerror or error}"
     except Exception as error:  # noqa: BLE001 - one bad file must never stop the lab's run
         row["reason"] = f"{type(error).__name__}: {error}"
+    if row.get("date_origin") == "mtime":  # only a file that stages is dated by its mtime: a reject makes no day
+        row.update(date=None, date_origin=None)
     return StagedRun(row)
 
 
