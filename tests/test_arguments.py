@@ -117,3 +117,13 @@ def test_the_batch_and_manifests_arguments_parse_as_the_jobs_read_them(tmp_path,
     parsed = parser().parse_args(["manifests", *map(str, manifests), *outputs])
     assert str(parsed.undated_rejects) == "undated.json" and parsed.iv_months == ["2025-09", "2025-10"]
     assert json.loads(parsed.duplicates) == DUPLICATES and parsed.duplicates_excluded is exclude
+
+
+def test_an_arguments_file_names_its_job_code_and_libraries_first():
+    comment = arguments.file_comment("iv_figures", "all", "0123abcd", {"python": "3.11.7", "matplotlib": "3.9.2"})
+    assert comment == "iv_figures all; code of nanolab.plots: 0123abcd; python 3.11.7, matplotlib 3.9.2"
+
+
+def test_a_batch_list_holds_its_files_absolute_paths():
+    files = [raw_file("2025-09-10/IV 1.csv", "IV", "2025-09-10"), raw_file("2025-09-10/It_2.csv", "It", "2025-09-10")]
+    assert json.loads(arguments.raw_list_text(RAW_ROOT, files)) == ["/data/raw tree/2025-09-10/IV 1.csv", "/data/raw tree/2025-09-10/It_2.csv"]

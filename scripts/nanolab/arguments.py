@@ -12,11 +12,22 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .plan import ANALYSIS, REPORT, Plan
+from .catalog import RawFile
+from .plan import ANALYSIS, REPORT, RULE_COMMANDS, Plan, describe_versions
 
 Config = Mapping[str, Any]  # the config after the schema check (typed values, defaults filled in)
 Args = list[object]  # one argument per line of the file (str() of each)
 Duplicates = list[dict[str, str]]  # catalog.duplicates: every copy and the file it copies
+
+
+def file_comment(rule: str, label: str, code_version: str, versions: dict[str, str]) -> str:
+    """An arguments file's first line: which job it is for and what made it (its code, its libraries)."""
+    return f"{rule} {label}; code of {RULE_COMMANDS[rule]}: {code_version}; {describe_versions(versions)}"
+
+
+def raw_list_text(raw_root: Path, files: list[RawFile]) -> str:
+    """A batch's raw-file list for its staging job (`--raw-files-from`): absolute paths, JSON."""
+    return json.dumps([str(raw_root / f.source_file) for f in files])
 
 
 def stage_args(config: Config, raw_root: Path, raw_list: Path) -> Args:

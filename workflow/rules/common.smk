@@ -136,7 +136,7 @@ def write_raw_lists(batches):
     built: ~0.1 s of path joins at lab scale)."""
     for (day, label), files in batches.items():
         if not raw_list_path(day, label).exists():
-            text = json.dumps([str(RAW_ROOT / f.source_file) for f in files])
+            text = arguments.raw_list_text(RAW_ROOT, files)
             jobargs.write_once(raw_list_path(day, label), text)
 
 
@@ -173,9 +173,9 @@ def all_library_versions():
 
 def args_file(rule_name, label, args):
     """(path, content) of a job's arguments file; the first line says what it is for and what made it."""
-    command = plan.RULE_COMMANDS[rule_name]
-    versions = plan.describe_versions(library_versions(rule_name))
-    comment = f"{rule_name} {label}; code of {command}: {code_versions()[command]}; {versions}"
+    code = code_versions()[plan.RULE_COMMANDS[rule_name]]
+    versions = library_versions(rule_name)
+    comment = arguments.file_comment(rule_name, label, code, versions)
     return jobargs.args_file(ARGS, rule_name, label, comment, args)
 
 
