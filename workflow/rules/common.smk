@@ -344,11 +344,10 @@ def iv_months():
 
 
 def month_batches(month, kind):
-    """`_points` or `_batches` (segment manifests) files of the month's batches holding IV files."""
-    return [
-        f"{SEGMENTS}/{kind}/date={day}/batch={label}.parquet"
-        for day, label in PLAN.month_batches(month)
-    ]
+    """`_points` or `_batches` (segment manifests) files of the month's batches holding IV files, as
+    their batch jobs declare them (nanolab.plan.batch_outputs)."""
+    position = {"_batches": 1, "_points": 2}[kind]
+    return [batch_job_outputs(d, b)[position] for d, b in PLAN.month_batches(month)]
 
 
 def get_points_of_month(wildcards):
