@@ -1,7 +1,7 @@
-# Bookkeeping done once at DAG-build time: validate the config, check that results/ belongs to this
-# raw tree, build the plan (nanolab.plan) from the raw catalog, write the jobs' arguments files, print
-# what changed; then the input functions the rules use (one line each, reading the plan) and the
-# output check. New input functions go in the "input functions" section, new arguments in shared_args().
+# Wiring done once at DAG-build time: validate the config, check that results/ belongs to this raw
+# tree, build the plan (nanolab.plan) from the raw catalog, write the jobs' arguments files (built by
+# nanolab.arguments), print what changed; then the input functions the rules use (one line each,
+# reading the plan) and the output check (nanolab.checks). New arguments go in nanolab.arguments.
 import gc
 import json
 from functools import cache
@@ -10,7 +10,16 @@ from pathlib import Path
 from snakemake.logging import logger
 from snakemake.utils import validate
 
-from nanolab import catalog, changes, checks, codehash, integrity, jobargs, plan
+from nanolab import (
+    arguments,
+    catalog,
+    changes,
+    checks,
+    codehash,
+    integrity,
+    jobargs,
+    plan,
+)
 from nanolab.config import checked_config
 from nanolab.plan import Stop
 from nanolab.schema import read_yaml
@@ -66,9 +75,12 @@ RAW_ROOT = checked_raw_root(config["raw_root"])
 STAGE = plan.STAGE
 SEGMENTS = plan.SEGMENTS
 ANALYSIS = plan.ANALYSIS
+REPORT = plan.REPORT
 SCHEMA_FILE = str(Path(workflow.basedir, config["procedure_schema"]))
-SEGMENTATION = config["segmentation"]
-ANALYSIS_SETTINGS = config["analysis"]
+# The lab analysis (issue 20) is one job over every day (backward subtraction, coercive field, chip
+# history) and one figure job.
+LAB_ANALYSIS_MANIFEST = f"{ANALYSIS}/_batches/lab_analysis.parquet"
+LAB_FIGURES_OUTPUT = f"{REPORT}/lab_days"
 
 # Jobs are batches (one per measurement day, split only when a day exceeds batch_size), never one
 # per file: a spawned Python job costs ~0.3 s CPU, staging and segmenting one file ~3-5 ms.
@@ -96,28 +108,9 @@ DAYS = PLAN.days
 BATCHES = PLAN.selected_batches
 
 
-# ---- duplicate raw content: begin ---------------------------------------------------------------
 # A copy of a raw file (same bytes under another path) is staged as usual; the manifests job marks it
 # (duplicate_of) and counts it, and with analysis.exclude_duplicates the analysis leaves it out.
 DUPLICATES = catalog.duplicates(CATALOG, RAW_ROOT)
-
-
-def duplicates_args():
-    """For the manifests job: every copy and the file it copies."""
-    excluded = (
-        ["--duplicates-excluded"] if ANALYSIS_SETTINGS["exclude_duplicates"] else []
-    )
-    return ["--duplicates", json.dumps(DUPLICATES), *excluded]
-
-
-def excluded_runs_args():
-    """For the analysis jobs, only with analysis.exclude_duplicates: the copies to leave out."""
-    if not ANALYSIS_SETTINGS["exclude_duplicates"]:
-        return []
-    return ["--exclude-runs", json.dumps(DUPLICATES)]
-
-
-# ---- duplicate raw content: end -----------------------------------------------------------------
 
 
 PREVIOUS_BUILD = changes.load_tree(RESULTS)
@@ -143,7 +136,7 @@ def write_raw_lists(batches):
     built: ~0.1 s of path joins at lab scale)."""
     for (day, label), files in batches.items():
         if not raw_list_path(day, label).exists():
-            text = json.dumps([str(RAW_ROOT / f.source_file) for f in files])
+            text = arguments.raw_list_text(RAW_ROOT, files)
             jobargs.write_once(raw_list_path(day, label), text)
 
 
@@ -180,9 +173,9 @@ def all_library_versions():
 
 def args_file(rule_name, label, args):
     """(path, content) of a job's arguments file; the first line says what it is for and what made it."""
-    command = plan.RULE_COMMANDS[rule_name]
-    versions = plan.describe_versions(library_versions(rule_name))
-    comment = f"{rule_name} {label}; code of {command}: {code_versions()[command]}; {versions}"
+    code = code_versions()[plan.RULE_COMMANDS[rule_name]]
+    versions = library_versions(rule_name)
+    comment = arguments.file_comment(rule_name, label, code, versions)
     return jobargs.args_file(ARGS, rule_name, label, comment, args)
 
 
@@ -190,73 +183,30 @@ def written_args(rule_name, label, args):
     return str(jobargs.write_once(*args_file(rule_name, label, args)))
 
 
-def stage_args(day, label):
-    return [
-        "--raw-root",
-        RAW_ROOT,
-        "--timezone",
-        config["timezone"],
-        "--voltage-column",
-        SEGMENTATION["voltage_column"],
-        "--dv-threshold",
-        SEGMENTATION["dv_threshold"],
-        "--min-segment-points",
-        SEGMENTATION["min_segment_points"],
-        "--raw-files-from",
-        raw_list_path(day, label),
-    ]
-
-
-def analysis_args():
-    return [
-        "--poly-orders",
-        *ANALYSIS_SETTINGS["poly_orders"],
-        "--v-max-decimals",
-        ANALYSIS_SETTINGS["v_max_decimals"],
-        "--hysteresis-decimals",
-        ANALYSIS_SETTINGS["hysteresis_decimals"],
-        "--group-by",
-        ANALYSIS_SETTINGS["group_by"],
-        *excluded_runs_args(),
-    ]
-
-
-def manifests_args():
-    return [
-        "--analysis-root",
-        ANALYSIS,
-        "--undated-rejects",
-        UNDATED_LIST,
-        "--iv-months",
-        *PLAN.all_iv_months,
-        *duplicates_args(),
-    ]
-
-
+@cache
 def shared_args():
-    """{rule: arguments} of the rules whose jobs all take the same arguments (one file per rule).
-    A new rule adds its line here and its command to nanolab.plan.RULE_COMMANDS."""
-    return {
-        "analyse_month": analysis_args(),
-        "iv_figures": ["--timezone", config["timezone"]],
-        "manifests": manifests_args(),
-        "landing_page": landing_args(),
-        "lab_analysis": lab_analysis_args(),
-        "lab_figures": ["--order", config["lab_analysis"]["history_order"]],
-    }
+    """{rule: arguments} of the rules whose jobs all take the same arguments (one file per rule)."""
+    return arguments.shared_args(
+        config, PLAN, DUPLICATES, UNDATED_LIST, workflow.basedir
+    )
 
 
 def all_args_files():
     """Every job's arguments file for the whole raw tree, whichever jobs this run needs."""
-    jobs = [("stage_batch", f"{d}_{b}", stage_args(d, b)) for d, b in ALL_BATCHES]
-    jobs += [(rule_name, "all", args) for rule_name, args in shared_args().items()]
-    return {str(args_file(*job)[0]) for job in jobs}
+    raw_lists = {key: raw_list_path(*key) for key in ALL_BATCHES}
+    jobs = arguments.job_args(
+        config, PLAN, DUPLICATES, raw_lists, UNDATED_LIST, workflow.basedir
+    )
+    return {
+        str(args_file(rule, label, args)[0]) for (rule, label), args in jobs.items()
+    }
 
 
 def get_stage_args(wildcards):
     label = f"{wildcards.date}_{wildcards.batch}"
+    raw_list = raw_list_path(wildcards.date, wildcards.batch)
     return written_args(
-        "stage_batch", label, stage_args(wildcards.date, wildcards.batch)
+        "stage_batch", label, arguments.stage_args(config, RAW_ROOT, raw_list)
     )
 
 
@@ -394,11 +344,10 @@ def iv_months():
 
 
 def month_batches(month, kind):
-    """`_points` or `_batches` (segment manifests) files of the month's batches holding IV files."""
-    return [
-        f"{SEGMENTS}/{kind}/date={day}/batch={label}.parquet"
-        for day, label in PLAN.month_batches(month)
-    ]
+    """`_points` or `_batches` (segment manifests) files of the month's batches holding IV files, as
+    their batch jobs declare them (nanolab.plan.batch_outputs)."""
+    position = {"_batches": 1, "_points": 2}[kind]
+    return [batch_job_outputs(d, b)[position] for d, b in PLAN.month_batches(month)]
 
 
 def get_points_of_month(wildcards):
@@ -445,6 +394,37 @@ def get_final_outputs():
         *get_figures(),
         *get_lab_figures(),
     ]
+
+
+def get_landing_tables(wildcards):
+    """The month tables the report's landing page and its sortable tables are made from (this run's
+    months; the job reads every month on disk, so a days=… run's page covers all days).
+    """
+    fits = [f"{REPORT}/iv_fits/month={month}.csv" for month in iv_months()]
+    return fits + [f for f in get_figures() if "/iv_day_runs/" in f]
+
+
+def get_lab_analysis_inputs(wildcards):
+    """Every month's analysis manifest: in a days=… run the other months' as they are on disk, so the
+    chip history and the figures still cover every day."""
+    current = get_analysis()
+    others = sorted(Path(ANALYSIS, "_batches").glob("month=*.parquet")) if DAYS else []
+    return current + [str(p) for p in others if str(p) not in current]
+
+
+def get_lab_analysis():
+    return [LAB_ANALYSIS_MANIFEST] if iv_months() else []
+
+
+def get_lab_drawn_folder(wildcards, output):
+    """Beside the declared folders, which Snakemake empties before the job (see get_drawn_folder)."""
+    return str(Path(output.days).parent / "_lab_drawn")
+
+
+def get_lab_figures():
+    if not config["figures"] or not iv_months():
+        return []
+    return [LAB_FIGURES_OUTPUT, f"{REPORT}/lab_chips"]
 
 
 def month_mem_mb(wildcards, input):
@@ -570,97 +550,9 @@ def get_figures_output_check(wildcards):
     return checked(figures_output(wildcards.month))
 
 
-# ---- report landing page: begin ----------------------------------------------------------------
-# The report's first page and its sortable tables are one short job at the end of a run
-# (nanolab.landing); workflow/report/workflow.rst embeds the page.
-REPORT = "results/04_report"
-
-
-def landing_args():
-    figures = [
-        "--runs-root",
-        f"{REPORT}/iv_day_runs",
-        "--figures-root",
-        f"{REPORT}/iv_days",
-    ]
-    return [
-        "--raw-root",
-        RAW_ROOT,
-        "--timezone",
-        config["timezone"],
-        "--workflow-dir",
-        workflow.basedir,
-        "--fits-root",
-        f"{REPORT}/iv_fits",
-        *(figures if config["figures"] else []),
-    ]
-
-
-def get_landing_tables(wildcards):
-    """The month tables the page and its tables are made from (this run's months; the job reads
-    every month on disk, so a days=… run's page covers all days)."""
-    fits = [f"{REPORT}/iv_fits/month={month}.csv" for month in iv_months()]
-    return fits + [f for f in get_figures() if "/iv_day_runs/" in f]
-
-
-# ---- report landing page: end ------------------------------------------------------------------
-
-
-# ---- lab analysis (issue 20): begin -----------------------------------------------------------------
-# One job over every day (backward subtraction, coercive field, chip history) and one figure job; both
-# take their settings through one content-named args file, so a geometry change reruns only them.
-LAB_ANALYSIS_MANIFEST = f"{ANALYSIS}/_batches/lab_analysis.parquet"
-
-
-def lab_analysis_args():
-    lab = config["lab_analysis"]
-    return [
-        "--reference-v-max",
-        lab["reference_v_max"],
-        "--channel-length-um",
-        lab["channel_length_um"],
-        "--channel-width-um",
-        lab["channel_width_um"],
-        "--chip-geometry",
-        json.dumps(lab["chips"], sort_keys=True),
-        "--beam-to-sample-ratio",
-        lab["beam_to_sample_ratio"],
-        "--history-order",
-        lab["history_order"],
-    ]
-
-
-def get_lab_analysis_inputs(wildcards):
-    """Every month's analysis manifest: in a days=… run the other months' as they are on disk, so the
-    chip history and the figures still cover every day."""
-    current = get_analysis()
-    others = sorted(Path(ANALYSIS, "_batches").glob("month=*.parquet")) if DAYS else []
-    return current + [str(p) for p in others if str(p) not in current]
-
-
-def get_lab_analysis():
-    return [LAB_ANALYSIS_MANIFEST] if iv_months() else []
-
-
 def get_lab_analysis_output_check(wildcards):
     return checked(LAB_ANALYSIS_MANIFEST)
 
 
-def get_lab_drawn_folder(wildcards, output):
-    """Beside the declared folders, which Snakemake empties before the job (see get_drawn_folder)."""
-    return str(Path(output.days).parent / "_lab_drawn")
-
-
-LAB_FIGURES_OUTPUT = "results/04_report/lab_days"
-
-
-def get_lab_figures():
-    if not config["figures"] or not iv_months():
-        return []
-    return [LAB_FIGURES_OUTPUT, "results/04_report/lab_chips"]
-
-
 def get_lab_figures_output_check(wildcards):
     return checked(LAB_FIGURES_OUTPUT)
-
-# ---- lab analysis (issue 20): end -------------------------------------------------------------------
