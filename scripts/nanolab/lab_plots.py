@@ -1,8 +1,10 @@
 """Report figures of the lab's further analysis, one job for all of them (matplotlib's import, ~1 s CPU,
 is paid once): per day the backward-subtracted J(E) curves of each chip's V_max groups; per chip its
 coercive field against V_max and against the effective laser power, and its history (resistance and
-hysteresis against date). Small figures with few text artists; a figure whose data are unchanged is not
-redrawn (`_lab_drawn/` keeps it with a reuse record, as plots.py does for the day figures).
+hysteresis against date). Small figures with few text artists, read like the day figures: their text
+size (FONT_PT at DPI), SI-prefixed units chosen per panel and never an offset text, chips named by
+chips.chip_label; a figure whose data are unchanged is not redrawn (`_lab_drawn/` keeps it with a reuse
+record, as plots.py does for the day figures).
 """
 
 from __future__ import annotations
@@ -15,16 +17,18 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.dates import ConciseDateFormatter, DayLocator
+from matplotlib.dates import DateFormatter, DayLocator
 from matplotlib.figure import Figure
+from matplotlib.ticker import ScalarFormatter
 
 from . import reuse
+from .chips import POOLED, chip_label
 from .io import read_parquet
 from .jobargs import JobArgumentParser
 from .lab_analysis_job import HISTORY
-from .plots import CHIP_COLOURS, DPI, link_or_copy, save_png  # plots selects the Agg backend first
-from .subtraction import COERCIVE, SUBTRACTED, chip_label, key_columns
+from .plots import CHIP_COLOURS, DPI, DayCanvas, current_scale, link_or_copy, save_png, si_unit  # plots selects Agg first
+from .subtraction import COERCIVE, SUBTRACTED, key_columns
+from .subtraction import chip_label as chip_key
 
 log = logging.getLogger("nanolab")
 
@@ -35,11 +39,37 @@ def chip_file_name(label: str) -> str:
 
 
 def _chips(table: pa.Table) -> dict[str, pa.Table]:
-    """{chip label: its rows} (keys other than v_max_V name the chip)."""
+    """{chip key ("Alisson 67", the config's and the file names' spelling): its rows} (keys other than
+    v_max_V name the chip)."""
     keys = [k for k in key_columns(table) if k != "v_max_V"]
-    labels = [chip_label(dict(zip(keys, values))) or "all chips" for values in zip(*(table[k].to_pylist() for k in keys))]
+    labels = [chip_key(dict(zip(keys, values))) or "all chips" for values in zip(*(table[k].to_pylist() for k in keys))]
     column = pa.array(labels, pa.string())
     return {label: table.filter(pc.equal(column, label)) for label in sorted(set(labels))}
+
+
+def chip_title(rows: pa.Table) -> str:
+    """A chip's name as every other figure and table has it ("Alisson67"), from its rows' key."""
+    names = rows.column_names
+    if rows.num_rows == 0 or not {"chip_group", "chip_number"} & set(names):
+        return POOLED
+    value = {name: rows[name][0].as_py() if name in names else None for name in ("chip_group", "chip_number")}
+    return chip_label(value["chip_group"], value["chip_number"])
+
+
+def _plain(*axes) -> None:
+    """Ticks as plain numbers: units carry the SI prefix, never an offset text ("1e-8") on an axis
+    (date and fixed tick labels have none)."""
+    for ax in axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            if isinstance(formatter := axis.get_major_formatter(), ScalarFormatter):
+                formatter.set_useOffset(False)
+                formatter.set_scientific(False)
+
+
+def _order_text(table: pa.Table, column: str) -> str:
+    """ ", order 3": the polynomial order a panel draws, when its rows say."""
+    orders = sorted(set(table[column].to_pylist()) - {None}) if column in table.column_names else []
+    return f", order {', '.join(map(str, orders))}" if orders else ""
 
 
 def _values(table: pa.Table, name: str) -> np.ndarray:
@@ -47,71 +77,99 @@ def _values(table: pa.Table, name: str) -> np.ndarray:
 
 
 def draw_day(day: str, subtracted: pa.Table, order: int) -> Figure:
-    """One small panel: J_forward_sub (solid) and J_backward_sub (dashed) against E of every group, a colour
-    per chip (each group spans its own ±E_max). One axes and a legend of chips: a panel costs ~0.07 s CPU,
-    mostly its text; one panel per chip cost 0.2-0.3 s a day."""
-    figure = Figure(figsize=(5.0, 2.6), dpi=DPI)
-    FigureCanvasAgg(figure)
+    """One panel: J_forward_sub (solid) and J_backward_sub (dashed) against E of every group, a colour
+    per chip (each group spans its own ±E_max), J in the SI unit of its largest value. One axes and a
+    legend of chips: a panel costs ~0.04 s CPU with its PNG, mostly its text; one panel per chip cost 0.2-0.3 s a day."""
+    figure = Figure(figsize=(7.0, 3.4), dpi=DPI)
+    DayCanvas(figure)
     ax = figure.subplots()
     forward, backward = f"j_forward_sub_poly{order}_A_cm2", f"j_backward_sub_poly{order}_A_cm2"
-    for k, (label, rows) in enumerate(_chips(subtracted).items()):
-        colour = CHIP_COLOURS[k % len(CHIP_COLOURS)]
+    curves = []  # (colour, chip name or None, E, J forward, J backward)
+    for k, rows in enumerate(_chips(subtracted).values()):
+        colour, name = CHIP_COLOURS[k % len(CHIP_COLOURS)], chip_title(rows)
         for n, v_max in enumerate(sorted(set(rows["v_max_V"].to_pylist()) - {None})):
             group = rows.filter(pc.equal(rows["v_max_V"], v_max))
             if forward not in group.column_names:
                 continue
             e, j_forward, j_backward = _values(group, "e_field_V_cm"), _values(group, forward), _values(group, backward)
             shared = ~np.isnan(j_forward)  # voltages the reference also has: the curve joins those
-            ax.plot(e[shared], j_forward[shared], color=colour, lw=0.8, label=label if n == 0 else None)
-            ax.plot(e[shared], j_backward[shared], color=colour, lw=0.8, ls="--")
-    ax.set_title(f"{day}: backward-subtracted, order {order}" if ax.lines else f"{day}: no V_max group", fontsize=8, loc="right")
-    ax.tick_params(labelsize=7)
-    ax.locator_params(nbins=5)  # tick labels are most of the drawing time
-    ax.set_xlabel("E (V/cm)", fontsize=7)
-    ax.set_ylabel("J (A/cm²)", fontsize=7)
+            curves.append((colour, name if n == 0 else None, e[shared], j_forward[shared], j_backward[shared]))
+    scale, unit = current_scale(*(j for curve in curves for j in curve[3:]))
+    for colour, name, e, j_forward, j_backward in curves:
+        ax.plot(e, j_forward / scale, color=colour, lw=0.8, label=name)
+        ax.plot(e, j_backward / scale, color=colour, lw=0.8, ls="--")
+    title = f"{day}: backward-subtracted J(E), order {order}, backward dashed" if ax.lines else f"{day}: no V_max group"
+    ax.set_title(title, loc="left")
+    ax.locator_params(nbins=6)  # tick labels are most of the drawing time
+    _plain(ax)
+    ax.grid(True, alpha=0.3)
+    ax.set_xlabel("E (V/cm)")
+    ax.set_ylabel(f"J ({unit}/cm²)")
     if ax.lines:
-        ax.legend(fontsize=6, frameon=False, loc="best")
-    figure.subplots_adjust(left=0.14, right=0.98, top=0.9, bottom=0.17)
+        ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # beside the curves, not on them
+    figure.subplots_adjust(left=0.11, right=0.8, top=0.9, bottom=0.15)
     return figure
 
 
 def draw_chip(label: str, coercive: pa.Table, history: pa.Table) -> Figure:
-    """E_c against V_max and against effective power (both sides, |E_c|), resistance and hysteresis against date."""
-    figure = Figure(figsize=(8.0, 4.0), dpi=DPI)
-    FigureCanvasAgg(figure)
+    """E_c against V_max and against effective power (both sides, |E_c|), resistance and hysteresis against
+    date; the title is the chip's name as chips.chip_label gives it (`label` is the file names' key)."""
+    figure = Figure(figsize=(9.0, 5.4), dpi=DPI)
+    DayCanvas(figure)
     (by_vmax, by_power), (resistance, hysteresis) = figure.subplots(2, 2)
-    v_max, power = _values(coercive, "v_max_V"), _values(coercive, "effective_power_W") * 1e6
+    v_max, power = _values(coercive, "v_max_V"), _values(coercive, "effective_power_W")
+    known = power[np.isfinite(power)]
+    power_scale, power_unit = si_unit(float(known.max()), "W") if known.size and known.max() > 0 else (1.0, "W")
     for side, marker in (("pos", "o"), ("neg", "s")):
         e_c = np.abs(_values(coercive, f"e_coercive_{side}_V_cm"))
-        by_vmax.plot(v_max, e_c, marker, ms=3, mfc="none" if side == "neg" else None, color=CHIP_COLOURS[0], ls="none", label=f"{side} side")
-        by_power.plot(power, e_c, marker, ms=3, mfc="none" if side == "neg" else None, color=CHIP_COLOURS[1], ls="none")
-    by_vmax.set_xlabel("V_max (V)", fontsize=7)
-    by_vmax.set_ylabel("|E_c| (V/cm)", fontsize=7)
-    by_vmax.legend(fontsize=6, frameon=False)
-    by_power.set_xlabel("effective laser power (µW)", fontsize=7)
+        by_vmax.plot(v_max, e_c, marker, ms=4, mfc="none" if side == "neg" else None, color=CHIP_COLOURS[0], ls="none", label=f"{side} side")
+        if known.size and known.max() > 0:
+            by_power.plot(power / power_scale, e_c, marker, ms=4, mfc="none" if side == "neg" else None, color=CHIP_COLOURS[1], ls="none")
+    groups = sorted(set(v_max[np.isfinite(v_max)].tolist()))
+    if 0 < len(groups) <= 6:  # the groups themselves as ticks, not a range around one of them
+        by_vmax.set_xticks(groups, [f"{g:g}" for g in groups])
+    by_vmax.set_xlabel("V_max (V)")
+    by_vmax.set_ylabel("|E_c| (V/cm)")
+    by_vmax.set_title(f"coercive field{_order_text(coercive, 'poly_order')}", loc="left")
+    by_power.set_title("coercive field against laser power", loc="left")
+    if by_vmax.lines:
+        by_vmax.legend(frameon=False)
+    by_power.set_xlabel(f"effective laser power ({power_unit})")
+    if not by_power.lines:  # no axis to read: say why instead of a meaningless range
+        unknown = int(np.isnan(power).sum())
+        why = ["dark runs only (effective power 0)"] if known.size else []
+        why += [f"{unknown} group{'s' if unknown != 1 else ''} without a known laser power"] if unknown else []
+        by_power.text(0.5, 0.5, "\n".join(why) or "no coercive field", ha="center", va="center", transform=by_power.transAxes)
+        by_power.set_xticks([])
+        by_power.set_yticks([])
     dates = np.array(history["date"].to_pylist(), dtype="datetime64[D]") if history.num_rows else np.zeros(0, "datetime64[D]")
+    hysteresis_A = _values(history, "hysteresis_mean_nA") * 1e-9
+    h_scale, h_unit = current_scale(hysteresis_A)
     for k, group in enumerate(sorted(set(history["v_max_V"].to_pylist()) - {None})):
         at = np.flatnonzero(_values(history, "v_max_V") == group)
         colour = CHIP_COLOURS[k % len(CHIP_COLOURS)]
-        resistance.plot(dates[at], _values(history, "resistance_MOhm")[at], "o-", ms=2, lw=0.7, color=colour, label=f"{group:g} V")
-        hysteresis.plot(dates[at], _values(history, "hysteresis_mean_nA")[at], "o-", ms=2, lw=0.7, color=colour)
-    resistance.set_ylabel("R (MΩ)", fontsize=7)
-    hysteresis.set_ylabel("hysteresis mean (nA)", fontsize=7)
+        resistance.plot(dates[at], _values(history, "resistance_MOhm")[at], "o-", ms=3, lw=0.8, color=colour, label=f"{group:g} V")
+        hysteresis.plot(dates[at], hysteresis_A[at] / h_scale, "o-", ms=3, lw=0.8, color=colour)
+    resistance.set_ylabel("R (MΩ)")
+    resistance.set_title("resistance per V_max group", loc="left")
+    hysteresis.set_ylabel(f"hysteresis mean ({h_unit})")
+    hysteresis.set_title(f"hysteresis mean{_order_text(history, 'hysteresis_order')}", loc="left")
     if resistance.lines:
-        resistance.legend(fontsize=6, ncol=3, frameon=False)
+        resistance.legend(ncol=3, frameon=False)
     for ax in (by_vmax, by_power, resistance, hysteresis):
-        ax.tick_params(labelsize=6)
         ax.locator_params(axis="y", nbins=4)  # tick labels are most of the drawing time
+        ax.grid(True, alpha=0.3)
+    _plain(by_vmax, by_power, resistance, hysteresis)
     for ax in (resistance, hysteresis):
         span = 1
         if dates.size:  # a day's margin: one date alone is no range
             ax.set_xlim(dates.min() - np.timedelta64(1, "D"), dates.max() + np.timedelta64(1, "D"))
             span = int((dates.max() - dates.min()).astype(int)) + 2
-        locator = DayLocator(interval=max(1, span // 4))
-        ax.xaxis.set_major_locator(locator)
-        ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
-    figure.suptitle(label, fontsize=9)
-    figure.subplots_adjust(left=0.08, right=0.98, top=0.92, bottom=0.14, wspace=0.22, hspace=0.45)
+        ax.xaxis.set_major_locator(DayLocator(interval=max(1, span // 4)))
+        ax.xaxis.set_major_formatter(DateFormatter("%d %b"))  # day and month at each tick, the year in the label
+        ax.set_xlabel(f"date ({'–'.join(sorted({str(d)[:4] for d in dates}))})" if dates.size else "date")
+    figure.suptitle(chip_title(history if history.num_rows else coercive))
+    figure.subplots_adjust(left=0.08, right=0.96, top=0.9, bottom=0.09, wspace=0.24, hspace=0.42)  # room for the last date
     return figure
 
 
