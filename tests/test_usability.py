@@ -329,3 +329,26 @@ def test_no_rule_has_params_snakemake_would_compare(built):
     reaches its job through an arguments file (an input), so no job records a param."""
     records = [json.loads(path.read_text()) for path in (built.path / ".snakemake/metadata").iterdir()]
     assert len(records) > 5 and all(record["params"] == [] for record in records)
+
+
+def test_a_days_run_leaves_other_months_alone_and_the_next_full_run_has_nothing_to_do(tmp_path):
+    """The month jobs read every month's tables; in a days=… run the other months' are inputs as they are on
+    disk, never forced, and the inputs are the full run's, so the full run after it has nothing to do."""
+    wd = Workdir(tmp_path / "work", tmp_path / "raw")
+    wd.path.mkdir()
+    for day, noon in {"2025-08-29": 1756483200.0, "2025-09-10": SANTIAGO_NOON["2025-09-10"]}.items():
+        write_run(wd.raw_root / day / f"IV{day}_1.csv", "IV", noon, 67)
+    wd.write_config()
+    wd.snakemake()
+    lab_tables = tuple(f"04_analysis/{kind}/" for kind in ("hysteresis_subtracted", "coercive_field", "chip_history"))
+
+    def august() -> dict[str, int]:  # the lab tables are one job of every day: forced, it redoes them all
+        return {p: m for p, m in parquet_files(wd.results).items() if "2025-08" in p and not p.startswith(lab_tables)}
+
+    before = august()
+    assert any(p.startswith("04_analysis/iv_stats/date=2025-08") for p in before) and any("03_intermediate" in p for p in before)
+    forced = wd.planned_jobs("--forceall", "--config", "days=2025-09-10")
+    assert forced["analyse_month"] == forced["iv_figures"] == forced["stage_batch"] == 1  # September's only
+    wd.snakemake("--forceall", "--config", "days=2025-09-10")
+    assert august() == before
+    assert wd.planned_jobs() == {}

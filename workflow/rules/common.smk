@@ -320,7 +320,8 @@ wildcard_constraints:
     # a days=… run: other days' batch manifests match no rule, so they are used as they are
     date="|".join(sorted(DAYS)) if DAYS else r"\d{4}-\d{2}-\d{2}",
     batch=r"\d+-of-\d+",
-    month=r"\d{4}-\d{2}",
+    # … and other months' analysis and figures too (a --forceall of a few days must not force them)
+    month="|".join(PLAN.iv_months) if DAYS else r"\d{4}-\d{2}",
 
 
 def get_stage_batch_manifests(wildcards=None):
@@ -396,20 +397,27 @@ def get_final_outputs():
     ]
 
 
-def get_landing_tables(wildcards):
-    """The month tables the report's landing page and its sortable tables are made from (this run's
-    months; the job reads every month on disk, so a days=… run's page covers all days).
+def with_other_months(current, pattern):
+    """This run's month files, and in a days=… run the other months' as they are on disk: the job covers
+    every day, and its set of inputs is the same as a full run's (else that run would redo it).
     """
+    others = sorted(str(p) for p in Path().glob(pattern)) if DAYS else []
+    return current + [p for p in others if p not in current]
+
+
+def get_landing_tables(wildcards):
+    """The month tables the report's landing page and its sortable tables are made from."""
     fits = [f"{REPORT}/iv_fits/month={month}.csv" for month in iv_months()]
-    return fits + [f for f in get_figures() if "/iv_day_runs/" in f]
+    tables = with_other_months(fits, f"{REPORT}/iv_fits/month=*.csv")
+    if config["figures"]:
+        runs = [f for f in get_figures() if "/iv_day_runs/" in f]
+        tables += with_other_months(runs, f"{REPORT}/iv_day_runs/month=*")
+    return tables
 
 
 def get_lab_analysis_inputs(wildcards):
-    """Every month's analysis manifest: in a days=… run the other months' as they are on disk, so the
-    chip history and the figures still cover every day."""
-    current = get_analysis()
-    others = sorted(Path(ANALYSIS, "_batches").glob("month=*.parquet")) if DAYS else []
-    return current + [str(p) for p in others if str(p) not in current]
+    """Every month's analysis manifest: the chip history and the figures cover every day."""
+    return with_other_months(get_analysis(), f"{ANALYSIS}/_batches/month=*.parquet")
 
 
 def get_lab_analysis():
