@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from conftest import SCHEMA_FILE
@@ -16,7 +17,7 @@ from nanolab import iv_segments, stage
 from nanolab.batch import process_batch
 from nanolab.synthetic import write_lab_tree
 
-SEGMENT_COLUMNS = {"segment_id", "segment_type", "segment_v_start", "segment_v_end", "segment_direction", "point_in_segment"}
+SEGMENT_COLUMNS = {"segment_id", "segment_type", "point_in_segment"}
 
 
 def damaged_copies(raw: Path) -> None:
@@ -81,17 +82,36 @@ def test_manifests_record_the_size_of_every_file_written(tree, tmp_path):
         assert row["segment_bytes"] == [os.stat(folder / f"segment={k}/part-000.parquet").st_size for k in range(row["n_segments"])]
 
 
-def test_segment_files_hold_data_and_run_columns_but_not_header_parameters(tree, tmp_path):
+def test_segment_files_hold_the_data_and_segment_columns_only(tree, tmp_path):
+    """Run columns and header parameters live once per run, in the staged file (and the stage manifest)."""
     files, settings = tree
     staged, segmented, _ = process_batch(files, *settings(tmp_path / "out"))
     row = segmented.to_pylist()[0]
-    columns = set(pq.read_schema(Path(row["output"]) / "segment=0/part-000.parquet").names)
     data = {"vsd_V", "i_A", "plate_t_degC", "ambient_t_degC", "clock_ms"}
+    for k in range(row["n_segments"]):
+        assert set(pq.read_schema(Path(row["output"]) / f"segment={k}/part-000.parquet").names) == data | SEGMENT_COLUMNS
+    staged_file = next(r["output"] for r in staged.to_pylist() if r["run_id"] == row["run_id"])
     run = {"start_dt", "date_origin", "source_file", "with_light", "wavelength_nm", "laser_voltage_V", "chip_group", "chip_number"}
     run |= {"sample", "procedure_version"}
-    assert columns == data | run | SEGMENT_COLUMNS
-    staged_file = next(r["output"] for r in staged.to_pylist() if r["run_id"] == row["run_id"])
-    assert {"burn_in_time_s", "nplc", "vsd_step_V"} <= set(pq.read_schema(staged_file).names)  # parameters: staged file only
+    assert data | run | {"burn_in_time_s", "nplc", "vsd_step_V"} <= set(pq.read_schema(staged_file).names)
+
+
+def test_segment_files_hold_the_staged_rows_of_their_segment(tree, tmp_path):
+    """Each file is a stretch of its staged run's rows, as long as the manifest says; the manifest's voltage
+    range is the file's first and last voltage."""
+    files, settings = tree
+    staged, segmented, _ = process_batch(files, *settings(tmp_path / "out"))
+    outputs = {r["run_id"]: r["output"] for r in staged.to_pylist()}
+    for row in segmented.filter(pc.equal(segmented["status"], "ok")).to_pylist():
+        run = pq.read_table(outputs[row["run_id"]], columns=["vsd_V", "i_A"])
+        for k, (kind, points) in enumerate(zip(row["segment_types"], row["segment_points"])):
+            segment = pq.read_table(Path(row["output"]) / f"segment={k}/part-000.parquet")
+            assert segment.num_rows == points and segment["segment_type"].unique().to_pylist() == [kind]
+            assert segment["segment_id"].unique().to_pylist() == [k] and segment["point_in_segment"].to_pylist() == list(range(points))
+            assert [segment["vsd_V"][0].as_py(), segment["vsd_V"][-1].as_py()] == [row["segment_v_start"][k], row["segment_v_end"][k]]
+            found = [s for s in range(run.num_rows - points + 1) if run["vsd_V"][s].as_py() == segment["vsd_V"][0].as_py()]
+            assert any(run.slice(s, points).equals(segment.select(["vsd_V", "i_A"])) for s in found)
+        assert row["segment_directions"] and set(row["segment_directions"]) <= {"increasing", "decreasing", "unknown"}
 
 
 def mtimes(root: Path) -> dict[Path, int]:

@@ -8,6 +8,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from nanolab import iv_segments
+from nanolab.stage import MANIFEST_SCHEMA as STAGE_MANIFEST_SCHEMA
 from nanolab.analysis import AnalysisSettings, analyse_day
 from nanolab.read import load_analysis, load_runs, load_segments
 
@@ -43,17 +45,44 @@ def results(tmp_path: Path) -> Path:
     write(stage / "proc=IV/date=2025-09-12/run_id=c/part-000.parquet", CORRUPT)
     write(stage / "proc=It/date=2025-09-11/run_id=d/part-000.parquet", CORRUPT)
 
+    # segment files as the workflow writes them: data and segment columns; the run columns are the stage manifest's
     segments = tmp_path / "03_intermediate" / "iv_segments" / "proc=IV"
     for run, segment, kind, v in (
         ("a", 0, "forward_positive", [0.0, 1.0]),
         ("a", 1, "return_positive", [0.5]),
         ("b", 0, "forward_negative", [0.0, -1.0]),
     ):
-        t = run_table(v, with_chip=run == "a").append_column("segment_id", pa.array([segment] * len(v), pa.int64()))
-        write(
-            segments / f"date=2025-09-11/run_id={run}/segment={segment}/part-000.parquet", t.append_column("segment_type", pa.array([kind] * len(v)))
-        )
+        t = run_table(v).select(["vsd_V", "i_A", "plate_t_degC"])
+        t = t.append_column("segment_id", pa.array([segment] * len(v), pa.int64())).append_column("segment_type", pa.array([kind] * len(v)))
+        write(segments / f"date=2025-09-11/run_id={run}/segment={segment}/part-000.parquet", t)
     write(segments / "date=2025-09-12/run_id=c/segment=0/part-000.parquet", CORRUPT)
+    runs = [
+        {
+            "run_id": "a",
+            "proc": "IV",
+            "status": "ok",
+            "date": "2025-09-11",
+            "source_file": "a.csv",
+            "chip_group": "Alisson",
+            "chip_number": 67,
+            "with_light": True,
+        },
+        {"run_id": "b", "proc": "IV", "status": "ok", "date": "2025-09-11", "source_file": "b.csv", "chip_group": "Alisson", "with_light": False},
+        {"run_id": "c", "proc": "IV", "status": "ok", "date": "2025-09-12", "source_file": "c.csv", "chip_number": 67, "with_light": True},
+        {"run_id": "d", "proc": "It", "status": "ok", "date": "2025-09-11", "source_file": "d.csv", "chip_number": 67, "with_light": False},
+    ]
+    write(tmp_path / "02_stage/_manifest/manifest.parquet", pa.Table.from_pylist(runs, schema=STAGE_MANIFEST_SCHEMA))
+    facts = [
+        {
+            "run_id": "a",
+            "status": "ok",
+            "segment_v_start": [0.0, 0.5],
+            "segment_v_end": [1.0, 0.5],
+            "segment_directions": ["increasing", "decreasing"],
+        },
+        {"run_id": "b", "status": "ok", "segment_v_start": [0.0], "segment_v_end": [-1.0], "segment_directions": ["decreasing"]},
+    ]
+    write(tmp_path / "03_intermediate/_manifest/manifest.parquet", pa.Table.from_pylist(facts, schema=iv_segments.MANIFEST_SCHEMA))
 
     analysis = tmp_path / "04_analysis"
     rows = [("a", "Alisson", 67, "forward_positive", v, v * 1e-7) for v in (0.0, 0.5, 1.0)]
@@ -93,6 +122,28 @@ def test_chip_number_is_a_nullable_integer_when_a_file_lacks_it(results: Path) -
     segments = load_segments(results, date="2025-09-11")
     assert segments["chip_number"].dtype == pd.Int64Dtype() and segments["segment_id"].dtype == pd.Int64Dtype()
     assert segments["chip_number"].isna().sum() == 2  # run b's forward_negative rows
+
+
+def test_segments_carry_their_run_columns_and_voltage_range_from_the_manifests(results: Path) -> None:
+    segments = load_segments(results, date="2025-09-11").sort_values(["run_id", "segment", "vsd_V"])
+    assert segments["source_file"].tolist() == ["a.csv"] * 3 + ["b.csv"] * 2
+    assert segments["with_light"].tolist() == [True] * 3 + [False] * 2
+    assert segments["segment_v_end"].tolist() == [1.0, 1.0, 0.5, -1.0, -1.0]
+    assert segments["segment_direction"].tolist() == ["increasing"] * 2 + ["decreasing"] * 3
+    assert list(segments.columns[:3]) == ["vsd_V", "i_A", "plate_t_degC"] and list(segments.columns[-4:]) == ["proc", "date", "run_id", "segment"]
+
+
+def test_a_filter_on_a_run_column_opens_only_that_runs_folders(results: Path) -> None:
+    # run c's segment file is corrupt and chip 67's: opened only when the stage manifest lists it for the filter
+    dark = load_segments(results, with_light=False, columns=["vsd_V", "source_file", "chip_number"])
+    assert list(dark.columns) == ["vsd_V", "source_file", "chip_number"]
+    assert dark["source_file"].tolist() == ["b.csv", "b.csv"] and dark["chip_number"].isna().all()
+    lit = load_segments(results, with_light=[True], chip_number=67, source_file="a.csv", segment_type="forward_positive", labels="lab")
+    assert lit["Vsd (V)"].tolist() == [0.0, 1.0] and set(lit["run_id"]) == {"a"}
+    assert load_segments(results, date="2025-09-11", chip_number=68).empty
+    assert load_segments(results, segment_direction="decreasing", date="2025-09-11")["vsd_V"].tolist() == [0.5, 0.0, -1.0]
+    with pytest.raises(pa.ArrowInvalid):
+        load_segments(results, chip_number=67)  # runs a and c
 
 
 def test_lab_labels_rename_the_data_columns_only(results: Path) -> None:

@@ -63,3 +63,28 @@ def test_chip_number_is_a_nullable_integer_column(built):
     assert str(runs["chip_number"].dtype) == "Int64"
     assert runs["chip_number"].isna().any() and set(runs["chip_number"].dropna()) == {67}
     assert str(load_segments(built.results)["chip_number"].dtype) == "Int64"
+
+
+def header_value(path: Path, name: str) -> str | None:
+    """A header parameter's text as the raw file has it (`#\tLaser voltage: 2.5 V` -> "2.5 V")."""
+    for line in path.read_text().splitlines():
+        if line.startswith(f"#\t{name}: "):
+            return line.split(": ", 1)[1]
+    return None
+
+
+def test_segments_come_with_their_run_columns_and_filter_on_them(built):
+    """The README's query: dark runs' forward segments, with run columns the segment files do not hold."""
+    raw = sorted(built.raw_root.rglob("*.csv"))
+    lit = {p.relative_to(built.raw_root).as_posix(): float(header_value(p, "Laser voltage").split()[0]) != 0 for p in raw}
+    chips = {p.relative_to(built.raw_root).as_posix(): header_value(p, "Chip number") for p in raw}
+    assert sorted(lit.values()) == [False, False, True]  # the tree has both kinds
+    fwd = load_segments(built.results, segment_type="forward_positive", with_light=False)
+    assert set(fwd["source_file"]) == {name for name, light in lit.items() if not light}
+    assert set(fwd["with_light"]) == {False} and set(fwd["segment_type"]) == {"forward_positive"}
+    for name, rows in fwd.groupby("source_file"):
+        assert rows["chip_number"].isna().all() if chips[name] is None else set(rows["chip_number"]) == {int(chips[name])}
+        assert rows["vsd_V"].min() == 0.0 and rows["vsd_V"].max() == pytest.approx(1.0)  # a 0 -> 1 V forward sweep
+        assert rows["segment_v_end"].unique().tolist() == pytest.approx([1.0]) and set(rows["segment_direction"]) == {"increasing"}
+    every = load_segments(built.results, columns=["source_file", "with_light", "vsd_V"])
+    assert dict(zip(every["source_file"], every["with_light"])) == lit and list(every.columns) == ["source_file", "with_light", "vsd_V"]

@@ -140,7 +140,10 @@ def test_iv_runs_are_segmented_into_their_sweep_segments(finished):
     assert first["segment_type"].unique().to_pylist() == ["forward_positive"]
     assert first["point_in_segment"].to_pylist() == list(range(first.num_rows))
     assert first["vsd_V"][0].as_py() == 0.0 and first["vsd_V"][-1].as_py() == pytest.approx(1.0)
-    assert {"segment_id", "segment_v_start", "segment_v_end", "segment_direction", "i_A", "source_file"} <= set(first.column_names)
+    assert set(first.column_names) == {"vsd_V", "i_A", "plate_t_degC", "ambient_t_degC", "clock_ms", "segment_id", "segment_type", "point_in_segment"}
+    # per-segment facts live in the manifest: a 0 -> 1 -> -1 -> 0 V sweep in 0.05 V steps
+    assert run["segment_v_start"] == pytest.approx([0.0, 0.95, 0.0, -0.95]) and run["segment_v_end"] == pytest.approx([1.0, 0.05, -1.0, -0.05])
+    assert run["segment_directions"] == ["increasing", "decreasing", "decreasing", "increasing"]
     points = sum(pq.read_metadata(p).num_rows for p in folder.rglob("*.parquet"))
     assert points == len(iv_voltages(1.0, 0.05)) - 1  # the lab's convention drops the final 0 V row (a 1-row segment)
 

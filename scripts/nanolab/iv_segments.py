@@ -1,8 +1,11 @@
 """Split staged IV runs into sweep segments: one Parquet per segment, one manifest row per run.
 
-A segment file holds the run's data columns, its run columns (start_dt, source_file, chip_number, …)
-and the segment columns; the header parameters stay in the staged file only (each column costs
-~30 µs per file to write, and a segment file with all 34 columns cost ~1.1 ms).
+A segment file holds the run's data columns and the segment columns of `SEGMENT_COLUMNS`, as a star
+layout's fact table: the run columns (start_dt, source_file, chip_number, …) live once per run in the
+staged file and the stage manifest, the per-segment facts (voltage range, direction) in the segment
+manifest, and proc, date, run_id and segment in the path; `nanolab.read.load_segments` joins them back.
+Each column costs ~30 µs per file to write: a segment file with the run columns cost ~0.72 ms, without
+them ~0.33 ms (docs/performance-notes.md).
 """
 
 from __future__ import annotations
@@ -41,11 +44,17 @@ MANIFEST_SCHEMA = pa.schema(
         ("segment_points", pa.list_(pa.int64())),
         ("segment_v_start", pa.list_(pa.float64())),
         ("segment_v_end", pa.list_(pa.float64())),
+        ("segment_directions", pa.list_(pa.string())),  # increasing | decreasing | unknown
         ("output", pa.string()),  # the run's folder of segment=<k> partitions
         ("segment_bytes", pa.list_(pa.int64())),  # size of each segment=<k>/part-000.parquet, in order
     ]
 )
-SEGMENT_RUN_COLUMNS = tuple(name for name in RUN_COLUMNS if name not in PARTITION_KEYS)
+SEGMENT_RUN_COLUMNS = tuple(name for name in RUN_COLUMNS if name not in PARTITION_KEYS)  # from the stage manifest
+# Inside each segment file, after the data columns: what a user filters on, and the row's place in its
+# segment (a per-row fact no manifest holds; 30 µs per file). The per-segment constants voltage range and
+# direction (90 µs per file) are the segment manifest's lists; load_segments adds them back.
+SEGMENT_COLUMNS = ("segment_id", "segment_type", "point_in_segment")
+SEGMENT_FACTS = {"segment_v_start": "segment_v_start", "segment_v_end": "segment_v_end", "segment_direction": "segment_directions"}
 POINT_COLUMNS = ("chip_group", "chip_number", "i_A")  # read with the voltage column for the `_points` file
 # A batch's segmented IV rows in one file, `_points/date=<d>/batch=<b>.parquet`: what the analysis and
 # the figures read (one file per batch instead of ~4 per run: 500 files a day cost ~0.25 s to open).
@@ -72,15 +81,12 @@ class SegmentSettings:
 
 
 def segment_table(run: pa.Table, segment: Segment) -> pa.Table:
-    """The run's rows of one segment plus the columns that say which segment they are."""
+    """The run's rows of one segment (its data columns) plus the columns that say which segment they are."""
     rows = run.slice(segment.start, segment.stop - segment.start)
     n = rows.num_rows
     extra = {
         "segment_id": constant_column(segment.segment_id, pa.int64(), n),
         "segment_type": constant_column(segment.segment_type, pa.string(), n),
-        "segment_v_start": constant_column(segment.v_start, pa.float64(), n),
-        "segment_v_end": constant_column(segment.v_end, pa.float64(), n),
-        "segment_direction": constant_column(segment.direction, pa.string(), n),
         "point_in_segment": pa.array(np.arange(n, dtype=np.int64)),
     }
     for name, column in extra.items():
@@ -99,12 +105,12 @@ def replace_run_segments(run_folder: Path, tables: list[pa.Table]) -> list[Writt
     return written
 
 
-def segment_column_names(staged: pa.Schema) -> list[str]:
-    """Data and run columns of a staged run: not the header parameters."""
+def data_column_names(staged: pa.Schema) -> list[str]:
+    """The data columns of a staged run: not its run columns, not the header parameters."""
     data = json.loads((staged.metadata or {}).get(DATA_COLUMNS_KEY.encode(), b"null"))
     if data is None:  # staged by an older version: everything before the run columns is data
         data = staged.names[: staged.names.index(SEGMENT_RUN_COLUMNS[0])]
-    return [*data, *(name for name in SEGMENT_RUN_COLUMNS if name not in data)]
+    return list(data)
 
 
 class StagedColumns:
@@ -115,7 +121,7 @@ class StagedColumns:
         self.table = table
         self.parquet = None if table is not None else pq.ParquetFile(pa.BufferReader(data))
         self.schema = table.schema if table is not None else self.parquet.schema_arrow
-        self.names = segment_column_names(self.schema)
+        self.data_names = data_column_names(self.schema)
         self.rows = table.num_rows if table is not None else self.parquet.metadata.num_rows
 
     def read(self, names: list[str]) -> pa.Table:
@@ -188,9 +194,9 @@ def segment_run(
         crc = staged_crc or f"{zlib.crc32(staged_bytes):08x}"
         source = StagedColumns(run if staged_bytes is None else None, staged_bytes)
         row["rows"] = source.rows
-        if settings.voltage_column not in source.names:
+        if settings.voltage_column not in source.data_names:
             raise ValueError(f"no voltage column {settings.voltage_column!r} in the staged run")
-        narrow = source.read([name for name in source.names if name in {settings.voltage_column, *POINT_COLUMNS}])
+        narrow = source.read([name for name in source.schema.names if name in {settings.voltage_column, *POINT_COLUMNS}])
         voltage = pc.fill_null(narrow[settings.voltage_column], np.nan).to_numpy()
         segments = find_segments(voltage, settings.dv_threshold, settings.min_segment_points)
         record, record_key = run_folder / RECORD, segments_key(run_folder, f"{staged['output_bytes']}:{crc}", segments)
@@ -199,7 +205,7 @@ def segment_run(
                 points.append(run_points(str(staged["run_id"]), narrow, segments, settings.voltage_column))
             # the record keeps the start time as text: the staged row's own is the typed one
             return SegmentedRun(saved.row | {"start_dt": row["start_dt"]}, reused=True)
-        columns = source.read(source.names)
+        columns = source.read(source.data_names)
         written = replace_run_segments(run_folder, [segment_table(columns, s) for s in segments])
         if points is not None:
             points.append(run_points(str(staged["run_id"]), narrow, segments, settings.voltage_column))
@@ -212,6 +218,7 @@ def segment_run(
             segment_points=[s.stop - s.start for s in segments],
             segment_v_start=[s.v_start for s in segments],
             segment_v_end=[s.v_end for s in segments],
+            segment_directions=[s.direction for s in segments],
             output=str(run_folder) if segments else None,
             segment_bytes=[w.size for w in written],
         )
