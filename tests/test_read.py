@@ -9,9 +9,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from nanolab import iv_segments
-from nanolab.stage import MANIFEST_SCHEMA as STAGE_MANIFEST_SCHEMA
 from nanolab.analysis import AnalysisSettings, analyse_day
 from nanolab.read import load_analysis, load_runs, load_segments
+from nanolab.stage import MANIFEST_SCHEMA as STAGE_MANIFEST_SCHEMA
 
 CORRUPT = b"PAR1 this is not a parquet file PAR1"
 

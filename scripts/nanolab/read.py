@@ -16,8 +16,8 @@ from collections.abc import Iterable
 from functools import reduce
 from pathlib import Path
 
-import pandas as pd
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
