@@ -26,6 +26,7 @@ from .chips import POOLED, chip_label
 from .io import read_parquet
 from .jobargs import JobArgumentParser
 from .lab_analysis_job import HISTORY
+from .nopandas import without_pandas
 from .plots import CHIP_COLOURS, DPI, DayCanvas, current_scale, link_or_copy, save_png, si_unit  # plots selects Agg first
 from .subtraction import COERCIVE, SUBTRACTED, key_columns
 from .subtraction import chip_label as chip_key
@@ -228,6 +229,7 @@ def _all_days(paths: dict[str, str]) -> pa.Table:
 
 
 def main(argv: list[str] | None = None) -> None:
+    without_pandas()  # pyarrow imported pandas (~0.36 s CPU a job) at its first conversion
     parser = JobArgumentParser(prog="python -m nanolab.lab_plots", description=__doc__)
     parser.add_argument("--lab-manifest", type=Path, required=True, help="the lab_analysis job's manifest")
     parser.add_argument("--day-dir", type=Path, required=True)

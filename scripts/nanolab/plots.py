@@ -46,8 +46,9 @@ from .atomic import Written, temporary_for, write_bytes_atomic  # noqa: E402
 from .chips import NO_CHIP_NUMBER, chip_label  # noqa: E402
 from .io import read_parquet  # noqa: E402
 from .iv_segments import MANIFEST_SCHEMA as SEGMENT_MANIFEST  # noqa: E402
-from .jobargs import JobArgumentParser  # noqa: E402
+from .jobargs import JobArgumentParser  # noqa: E402  # noqa: E402
 from .manifest import csv_bytes  # noqa: E402
+from .nopandas import without_pandas  # noqa: E402
 
 log = logging.getLogger("nanolab")
 
@@ -663,6 +664,7 @@ def drop_other_days(drawn_dir: Path, days: set[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    without_pandas()  # pyarrow imported pandas (~0.36 s CPU a job) at its first conversion
     parser = JobArgumentParser(prog="python -m nanolab.plots", description=__doc__)
     parser.add_argument("--points", type=Path, nargs="*", default=[], help="the month's iv_points batch files")
     parser.add_argument("--segment-manifests", type=Path, nargs="*", default=[], help="the month's segment batch manifests")
