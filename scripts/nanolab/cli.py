@@ -1,7 +1,8 @@
 """Thin command-line entry points the Snakemake rules call (`python -m nanolab <command> …`).
 
 Rules use `shell:` + `python -m` rather than `script:`: measured ~30 ms less per job, and the
-commands run the same way by hand, on a cluster node or in a test.
+commands run the same way by hand, on a cluster node or in a test. Each command imports the modules it
+runs when it runs (a batch job does not load the manifests' modules; `codehash` follows these imports).
 """
 
 from __future__ import annotations
@@ -11,22 +12,24 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
-from . import batch, integrity, iv_segments, manifest, reuse, stage
-from .atomic import write_text_atomic
-from .io import read_parquet, write_parquet_atomic
 from .jobargs import JobArgumentParser
 from .nopandas import without_pandas
-from .outputs import iv_days
-from .schema import load_schema
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 log = logging.getLogger("nanolab")
 
 
 def run_stage(args: argparse.Namespace) -> None:
+    import pyarrow.compute as pc
+
+    from . import stage
+    from .io import write_parquet_atomic
+    from .schema import load_schema
+
     settings = stage.StageSettings(args.raw_root, args.out_root, load_schema(args.schema), args.timezone)
     table = stage.stage_files(args.raw_files + listed_files(args.raw_files_from), settings)
     rejects = table.filter(pc.equal(table["status"], "reject"))
@@ -38,6 +41,12 @@ def run_stage(args: argparse.Namespace) -> None:
 
 def run_batch(args: argparse.Namespace) -> None:
     """Stage a batch and segment its IV runs: the workflow's one job per (day, batch)."""
+    import pyarrow.compute as pc
+
+    from . import batch, iv_segments, reuse, stage
+    from .io import write_parquet_atomic
+    from .schema import load_schema
+
     trusted = reuse.trusted(args.check)  # a forced job stages and segments every run from its raw bytes
     staging = stage.StageSettings(args.raw_root, args.stage_root, load_schema(args.schema), args.timezone, trusted)
     segmentation = iv_segments.SegmentSettings(args.segment_root, args.voltage_column, args.dv_threshold, args.min_segment_points, trusted)
@@ -58,6 +67,11 @@ def listed_files(path: Path | None) -> list[Path]:
 
 
 def run_segment(args: argparse.Namespace) -> None:
+    import pyarrow.compute as pc
+
+    from . import iv_segments
+    from .io import read_parquet, write_parquet_atomic
+
     settings = iv_segments.SegmentSettings(args.out_root, args.voltage_column, args.dv_threshold, args.min_segment_points)
     table = iv_segments.segment_runs(read_parquet(args.stage_manifest), settings)
     for row in table.filter(pc.not_equal(table["status"], "ok")).to_pylist():
@@ -75,6 +89,12 @@ def merge(
 ) -> pa.Table:
     """Whole-run manifest of one stage (plus rows no batch holds: undated rejects; copies of other raw files
     marked); removes outputs no current raw file produces."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from . import integrity, iv_segments, manifest, stage
+    from .io import write_parquet_atomic
+
     schema, dataset, levels_up = {
         "stage": (stage.MANIFEST_SCHEMA, stage.STAGE_DATASET, 1),
         "segment": (iv_segments.MANIFEST_SCHEMA, iv_segments.SEGMENT_DATASET, 0),
@@ -105,6 +125,10 @@ def merge(
 
 def run_manifests(args: argparse.Namespace) -> None:
     """Both manifests, the rejects list and the summary in one job: the end of every run is one step."""
+    from . import integrity, manifest
+    from .atomic import write_text_atomic
+    from .outputs import iv_days
+
     undated = json.loads(args.undated_rejects.read_text(encoding="utf-8")) if args.undated_rejects else []
     for row in undated:  # the rejects the catalog knows had no staging job to log them
         log.warning("%s %s: %s", "rejected" if row["status"] == "reject" else "skipped", row["source_file"], row["reason"])

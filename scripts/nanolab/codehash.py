@@ -74,19 +74,23 @@ def statements(body: list[ast.stmt]) -> list[ast.stmt]:
     return found
 
 
+def node_imports(module: str, node: ast.AST) -> set[str]:
+    """Package modules one import statement of `module` imports (none for any other node)."""
+    found = set()
+    if isinstance(node, ast.Import):
+        found = {alias.name for alias in node.names}
+    elif isinstance(node, ast.ImportFrom):
+        source = absolute(module, node)
+        for alias in node.names:
+            target = f"{source}.{alias.name}"
+            found.add(target if is_package_module(target) else source)
+    return {name for name in found if is_package_module(name)}
+
+
 @cache
 def imported_modules(module: str) -> set[str]:
     """Package modules a module imports anywhere in its source."""
-    found = set()
-    for node in statements(parse(module).body):
-        if isinstance(node, ast.Import):
-            found |= {alias.name for alias in node.names if is_package_module(alias.name)}
-        elif isinstance(node, ast.ImportFrom):
-            source = absolute(module, node)
-            for alias in node.names:
-                target = f"{source}.{alias.name}"
-                found.add(target if is_package_module(target) else source)
-    return {name for name in found if is_package_module(name)}
+    return {name for node in statements(parse(module).body) for name in node_imports(module, node)}
 
 
 def closure(modules: set[str]) -> set[str]:
@@ -116,7 +120,8 @@ def subcommand_function(module: str, command: str) -> str | None:
 
 
 def function_modules(module: str, function: str) -> set[str] | None:
-    """Package modules a top-level function refers to, following calls to the module's other functions."""
+    """Package modules a top-level function refers to or imports itself (a command imports what only it
+    needs when it runs), following calls to the module's other functions."""
     functions = {n.name: n for n in parse(module).body if isinstance(n, ast.FunctionDef)}
     if function not in functions:
         return None
@@ -128,6 +133,7 @@ def function_modules(module: str, function: str) -> set[str] | None:
             continue
         seen.add(name)
         for node in ast.walk(functions[name]):
+            found |= node_imports(module, node)
             if isinstance(node, ast.Name):
                 if node.id in names:
                     found.add(names[node.id])
