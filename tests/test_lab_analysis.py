@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 from nanolab.analysis import AnalysisSettings, output_schema
 from nanolab.laser import Calibration, PowerFinder, choose
-from nanolab.subtraction import Geometry, coercive_day, key_columns, subtract_day
+from nanolab.subtraction import Geometry, coercive_day, groups_by_chip, key_columns, subtract_day
 
 T0 = datetime(2025, 9, 11, 15, tzinfo=UTC)
 
@@ -136,3 +136,37 @@ def test_a_lit_run_without_a_wavelength_gets_a_note_not_a_crash():
     assert unknown.effective_power_W is None and unknown.power_note == "no calibration at an unknown wavelength started before the run"
     mixed = finder.of_group([run(0, wavelength=None), run(1)], "2025-09-11")
     assert mixed.effective_power_W is None and "2.5 V at an unknown wavelength (1 runs)" in mixed.power_note
+
+
+def groups_by_row_loop(table: pa.Table, keys: list[str]) -> dict[tuple, list[tuple[dict, list[int]]]]:
+    """The grouping's definition, one row at a time: equal key tuples in order of first appearance."""
+    found: dict[tuple, list[int]] = {}
+    for row, values in enumerate(zip(*(table[name].to_pylist() for name in keys))):
+        found.setdefault(values, []).append(row)
+    chips: dict[tuple, list] = {}
+    v_at = keys.index("v_max_V")
+    for values, rows in found.items():
+        chips.setdefault(values[:v_at] + values[v_at + 1 :], []).append((dict(zip(keys, values)), rows))
+    return chips
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_groups_are_those_of_a_row_loop_on_unsorted_tables_with_nulls(seed):
+    rng = np.random.default_rng(seed)
+    n = 400
+    chips = rng.choice(np.array([67, 68, None], dtype=object), n)
+    v_max = rng.choice(np.array([1.0, 2.0, None], dtype=object), n)
+    runs = np.repeat(rng.integers(0, 4, n // 20), 20)  # runs of equal keys, then keys coming back
+    table = pa.table(
+        {
+            "chip_group": pa.array(np.where(runs % 2 == 0, "Alisson", None).tolist(), pa.string()),
+            "chip_number": pa.array(np.where(runs < 2, chips, 67).tolist(), pa.int64()),
+            "v_max_V": pa.array(np.where(runs == 3, v_max, 2.0).tolist(), pa.float64()),
+        }
+    )
+    keys = ["chip_group", "chip_number", "v_max_V"]
+    expected = groups_by_row_loop(table, keys)
+    got = groups_by_chip(table, keys)
+    assert list(got) == list(expected)
+    for chip, groups in got.items():
+        assert [(g.keys, g.rows.tolist()) for g in groups] == expected[chip]

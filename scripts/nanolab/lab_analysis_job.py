@@ -67,14 +67,17 @@ def run(
     finder = PowerFinder(calibrations, settings.geometry.beam_to_sample_ratio)
     iv = runs_table.filter(pc.equal(runs_table["proc"], "IV")).to_pylist()
     runs = {row["run_id"]: row for row in iv}
+    settings_of = ("run_id", "start_dt", "laser_toggle", "laser_voltage_V", "wavelength_nm")
+    runs_of_day: dict[str, list[str]] = {}  # grouped once: a scan of every run per day cost days x runs
+    for row in iv:
+        runs_of_day.setdefault(row["date"], []).append(str([row[name] for name in settings_of]))
     rows, histories, computed = [], [], 0
     for day, inputs in day_inputs(analysis_manifests).items():
         if any(kind not in inputs for kind in INPUT_KINDS):
             log.warning("%s: analysis tables missing (%s), skipped", day, ", ".join(k for k in INPUT_KINDS if k not in inputs))
             continue
         record = out_root / "_lab_records" / f"date={day}.json"
-        settings_of = ("run_id", "start_dt", "laser_toggle", "laser_voltage_V", "wavelength_nm")
-        day_runs = sorted(str([r[name] for name in settings_of]) for r in iv if r["date"] == day)
+        day_runs = sorted(runs_of_day.get(day, []))
         known = [(c.run_id, str(c.start), c.wavelength_nm, c.output_bytes) for c in calibrations if c.date <= day]
         parts = [reuse.content_id(Path(inputs[kind])) for kind in INPUT_KINDS]
         record_key = reuse.key(repr(settings), day, *parts, repr(day_runs), repr(known))
