@@ -4,6 +4,7 @@ a dark chip's power panel saying so, whole dates on the history axis. Drawn from
 
 from __future__ import annotations
 
+import io
 import re
 
 import numpy as np
@@ -11,7 +12,7 @@ import pyarrow as pa
 import pytest
 from matplotlib.text import Text
 from nanolab.chips import chip_label
-from nanolab.lab_plots import draw_chip, draw_day
+from nanolab.lab_plots import chip_figure, day_figure, draw_chip, draw_day
 from nanolab.plots import DPI, save_png
 
 E = np.linspace(-200.0, 200.0, 41)
@@ -97,7 +98,7 @@ def test_the_day_figure_has_j_in_an_si_unit_and_no_offset(tmp_path, scale, unit)
     assert ax.get_ylabel() == f"J ({unit})"
     assert ax.get_xlabel() == "E (V/cm)"
     assert 1 <= max(abs(v) for v in tick_numbers(ax.yaxis)) < 1000  # the prefix makes the ticks 1 to 999
-    assert len(ax.lines) == 3 * 2  # forward and backward of each group
+    assert sum(len(c.get_segments()) for c in ax.collections) == 3 * 2  # forward and backward of each group
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert legend == [chip_label("Alisson", 67), chip_label("Alisson", 68)] == ["Alisson67", "Alisson68"]
 
@@ -137,3 +138,22 @@ def test_a_chip_without_laser_power_says_why_instead_of_a_range(tmp_path, power_
     assert not by_power.lines
     assert any(says in t.get_text() for t in by_power.texts)
     assert not [t.get_text() for t in by_power.xaxis.get_ticklabels() + by_power.yaxis.get_ticklabels() if t.get_text()]
+
+
+def pixels(figure) -> bytes:
+    image = io.BytesIO()
+    figure.savefig(image, format="raw", dpi=DPI)
+    return image.getvalue()
+
+
+def test_a_reused_figure_draws_the_pixels_of_a_fresh_one():
+    """The job draws every day (and every chip) into one figure: nothing of the one before may remain,
+    whatever it held (another unit, more groups, no groups, fixed ticks, no laser power)."""
+    day_canvas, chip_canvas = day_figure(), chip_figure()
+    days = [subtracted(3e-8), subtracted(2e-2).slice(0, 0), subtracted(4e-5), subtracted(2e-2).slice(0, 41)]
+    for table in days + days[::-1]:
+        assert pixels(draw_day("2025-09-11", table, 3, day_canvas)) == pixels(draw_day("2025-09-11", table, 3))
+    chips = [(coercive([2e-7, 5e-7]), history()), (coercive([]), history().slice(0, 2)), (coercive([None] * 8), history())]
+    for coercive_rows, history_rows in chips + chips[::-1]:
+        fresh = pixels(draw_chip("Alisson 67", coercive_rows, history_rows))
+        assert pixels(draw_chip("Alisson 67", coercive_rows, history_rows, chip_canvas)) == fresh
