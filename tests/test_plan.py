@@ -389,3 +389,19 @@ def test_arguments_files_are_named_by_content_and_stale_ones_removed(tmp_path):
     stale = jobargs.write_once(tmp_path / "args/stage_batch/old.args", "old")
     jobargs.remove_others(tmp_path, {"args": "*/*.args"}, {str(path)})
     assert path.exists() and not stale.exists()
+
+
+@pytest.mark.parametrize("command", sorted(set(plan.RULE_COMMANDS.values())))
+def test_every_job_refuses_pandas_before_its_work(command):
+    """pyarrow imports pandas (~0.4 s CPU a job) at its first conversion of a Python object: every job a
+    rule runs blocks it first thing (a forgotten job paid it unseen: analysis and lab analysis did)."""
+    module, *subcommand = command.split()
+    module = "nanolab.cli" if module == "nanolab" else module
+    script = (
+        "import sys; from importlib import import_module; from nanolab.nopandas import NoPandas\n"
+        f"try: import_module({module!r}).main({[*subcommand, '--help']!r})\n"
+        "except SystemExit: pass\n"
+        "print(any(isinstance(finder, NoPandas) for finder in sys.meta_path), 'pandas' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert result.stdout.split()[-2:] == ["True", "False"], result.stdout

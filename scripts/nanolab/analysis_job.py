@@ -22,6 +22,7 @@ from .io import read_parquet, write_parquet, write_parquet_atomic
 from .iv_segments import POINTS_SCHEMA
 from .jobargs import JobArgumentParser
 from .manifest import write_csv
+from .nopandas import without_pandas
 
 log = logging.getLogger("nanolab")
 
@@ -104,6 +105,7 @@ def fits_table(manifest: pa.Table) -> pa.Table:
 
 
 def main(argv: list[str] | None = None) -> None:
+    without_pandas()  # pyarrow imports pandas (~0.45 s CPU a job) at its first conversion
     parser = JobArgumentParser(prog="python -m nanolab.analysis_job", description=__doc__)
     parser.add_argument("--out-root", type=Path, required=True, help="results/04_analysis")
     parser.add_argument("--manifest", type=Path, required=True, help="the month's analysis manifest (Parquet)")

@@ -26,6 +26,7 @@ from .io import read_parquet, write_parquet, write_parquet_atomic
 from .jobargs import JobArgumentParser
 from .laser import PowerFinder, calibrations_of, read_runs, with_power
 from .manifest import write_csv
+from .nopandas import without_pandas
 from .subtraction import COERCIVE, SUBTRACTED, Geometry, coercive_day, subtract_day
 
 log = logging.getLogger("nanolab")
@@ -101,6 +102,7 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> None:
+    without_pandas()  # pyarrow imports pandas (~0.45 s CPU a job) at its first conversion
     parser = JobArgumentParser(prog="python -m nanolab.lab_analysis_job", description=__doc__)
     parser.add_argument("--out-root", type=Path, required=True, help="results/04_analysis")
     parser.add_argument("--manifest", type=Path, required=True, help="this job's manifest (Parquet): one row per day and kind")
