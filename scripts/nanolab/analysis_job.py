@@ -44,10 +44,10 @@ def points_by_day(points_files: list[Path]) -> dict[str, list[Path]]:
 
 
 def read_points(paths: list[Path], with_segments: bool = False) -> pa.Table:
-    """A day's points from its batch files (analysis needs no segment ids; figures do)."""
-    tables = [read_parquet(path).cast(POINTS_SCHEMA) for path in paths]
-    points = pa.concat_tables(tables) if tables else POINTS_SCHEMA.empty_table()
-    return points if with_segments else points.drop_columns(["segment_id"])
+    """A day's points from its batch files (analysis needs no segment ids, so they are not read; figures do)."""
+    schema = POINTS_SCHEMA if with_segments else pa.schema([field for field in POINTS_SCHEMA if field.name != "segment_id"])
+    tables = [read_parquet(path, columns=schema.names).cast(schema) for path in paths]
+    return pa.concat_tables(tables) if tables else schema.empty_table()
 
 
 def analysed_days(segment_manifests: list[Path]) -> list[str]:
