@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 from nanolab import codehash
 from nanolab.changes import TreeChanges, describe_changes, diff_trees, normalise_root, root_mismatch, tree_after_run
-from nanolab.config import checked_config, coerce_config
+from nanolab.config import checked_config, coerce_config, validated
 from nanolab.schema import read_yaml
 from nanolab.synthetic import make_run, render_raw
 from workflow_runner import REPO, Workdir, downstream_of_batches
@@ -92,6 +92,38 @@ def test_days_from_a_comma_list_or_yaml_dates():
 def test_a_wrong_value_names_the_key_the_value_and_the_accepted_form(config, words):
     _, problems = checked_config({"raw_root": "x", **config}, CONFIG_SCHEMA)
     assert len(problems) == 1 and all(word in problems[0] for word in words), problems
+
+
+def test_a_validated_config_is_remembered_only_for_the_same_config_schema_and_version(tmp_path):
+    """A run with the last run's config imports no validator; anything that could change the answer
+    validates again, and a stop is never remembered."""
+    calls = []
+
+    def check(config):
+        calls.append(config)
+        if config.get("batch_size") == 0:
+            raise ValueError("invalid config")
+        return {**config, "filled": True}
+
+    memo, schema = tmp_path / "memo.json", tmp_path / "schema.yaml"
+    schema.write_text("type: object\n")
+    assert validated({"batch_size": 3}, schema, check, memo, "v1") == {"batch_size": 3, "filled": True}
+    assert validated({"batch_size": 3}, schema, check, memo, "v1") == {"batch_size": 3, "filled": True}
+    assert len(calls) == 1
+    validated({"batch_size": 4}, schema, check, memo, "v1")  # another config
+    validated({"batch_size": 4}, schema, check, memo, "v2")  # another workflow or Snakemake version
+    schema.write_text("type: object\nproperties: {}\n")
+    validated({"batch_size": 4}, schema, check, memo, "v2")  # another schema
+    assert len(calls) == 4
+    with pytest.raises(ValueError):
+        validated({"batch_size": 0}, schema, check, memo, "v2")
+    with pytest.raises(ValueError):  # the stop was not remembered
+        validated({"batch_size": 0}, schema, check, memo, "v2")
+    memo.write_text("{not json")
+    assert validated({"batch_size": 4}, schema, check, memo, "v2")["filled"] and len(calls) == 7
+    dated = {"days": [datetime.date(2025, 9, 10)]}  # JSON would give the date back as text: not remembered
+    assert validated(dated, schema, check, memo, "v2")["days"] == [datetime.date(2025, 9, 10)]
+    assert validated(dated, schema, check, memo, "v2")["days"] == [datetime.date(2025, 9, 10)] and len(calls) == 9
 
 
 # --- the raw-tree record (pure functions) ------------------------------------------------------

@@ -9,11 +9,13 @@ are therefore coerced by the schema's types before validation.
 from __future__ import annotations
 
 import datetime
+import hashlib
+import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 
-import jsonschema
-
+from .atomic import write_text_atomic
 from .schema import read_yaml
 
 BOOLEAN_WORDS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
@@ -134,6 +136,8 @@ def subschema(schema: dict, path: list[str]) -> dict:
 
 def config_problems(config: dict, schema: dict) -> list[str]:
     """One readable line per schema violation, e.g. "batch_size: 'many' is not of type 'integer'; use an integer >= 1"."""
+    import jsonschema  # ~0.1 s CPU: only when a config is validated, not on a run whose config was (`validated`)
+
     validator = jsonschema.Draft202012Validator(schema)
     problems = []
     for error in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path))):
@@ -154,3 +158,25 @@ def checked_config(config: dict, schema_path: str | Path) -> tuple[dict, list[st
     schema = read_yaml(schema_path)
     coerced, problems = coerce_config(config, schema)
     return coerced, problems or config_problems(coerced, schema)
+
+
+def validated(config: dict, schema_path: str | Path, check: Callable[[dict], dict], memo: Path, version: str) -> dict:
+    """`check(config)` (the validation that fills in the schema's defaults, or raises), remembered in `memo`
+    for this config, schema, this module and `version` (of `check` and what it calls): a run with the
+    config of the last one imports no validator (~0.1 s CPU). Only a result that JSON keeps exactly is
+    remembered."""
+    parts = [config, Path(schema_path).read_text(encoding="utf-8"), Path(__file__).read_text(encoding="utf-8"), version]
+    key = hashlib.blake2b(json.dumps(parts, sort_keys=True, default=repr).encode()).hexdigest()
+    try:
+        document = json.loads(memo.read_text(encoding="utf-8"))
+        if document["key"] == key:
+            return document["config"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    result = check(config)
+    try:
+        if json.loads(json.dumps(result)) == result:
+            write_text_atomic(memo, json.dumps({"key": key, "config": result}), private=True)  # two runs may write it
+    except (TypeError, ValueError, OSError):
+        pass  # not JSON (e.g. a date): validated again next time
+    return result

@@ -7,6 +7,7 @@ import json
 from functools import cache
 from pathlib import Path
 
+import snakemake
 from snakemake.logging import logger
 from snakemake.utils import validate
 
@@ -20,7 +21,7 @@ from nanolab import (
     jobargs,
     plan,
 )
-from nanolab.config import checked_config
+from nanolab.config import checked_config, validated
 from nanolab.plan import Stop
 from nanolab.schema import read_yaml
 
@@ -30,21 +31,34 @@ LISTS = Path(".snakemake/nanolab")
 
 
 def typed_config(config):
-    """The config with command-line strings read as the schema's types (`figures=false`), or a stop
-    with one line per bad value naming the key, the value and the accepted form."""
+    """The config with command-line strings read as the schema's types (`figures=false`) and the
+    schema's defaults filled in, or a stop with one line per bad value naming the key, the value and
+    the accepted form."""
     coerced, problems = checked_config(config, CONFIG_SCHEMA)
     if problems:
         raise Stop("invalid config: " + "; ".join(problems))
-    return coerced
+    typed = {
+        key: value for key, value in config.items() if "." not in str(key)
+    } | coerced
+    try:
+        validate(typed, schema=str(CONFIG_SCHEMA))  # fills in the schema's defaults
+    except WorkflowError as error:
+        raise Stop(f"invalid config: {str(error).splitlines()[0]}") from None
+    return typed
 
 
-config.update(typed_config(config))
+config.update(
+    validated(
+        config,
+        CONFIG_SCHEMA,
+        typed_config,
+        LISTS / "valid_config.json",
+        snakemake.__version__
+        + Path(workflow.basedir, "workflow/rules/common.smk").read_text(),
+    )
+)
 for dotted in [key for key in config if "." in str(key)]:
     del config[dotted]  # merged into its mapping by typed_config()
-try:
-    validate(config, schema=str(CONFIG_SCHEMA))  # fills in the schema's defaults
-except WorkflowError as error:
-    raise Stop(f"invalid config: {str(error).splitlines()[0]}") from None
 
 
 def checked_raw_root(raw_root):
