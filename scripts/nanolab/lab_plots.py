@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,7 @@ from .io import read_parquet
 from .jobargs import JobArgumentParser
 from .lab_analysis_job import HISTORY
 from .nopandas import without_pandas
-from .plots import CHIP_COLOURS, DPI, DayCanvas, current_scale, link_or_copy, save_png, si_unit  # plots selects Agg first
+from .plots import CHIP_COLOURS, DPI, DayCanvas, current_scale, link_or_copy, remove_drawn, save_png, si_unit  # plots selects Agg first
 from .subtraction import COERCIVE, SUBTRACTED, key_columns
 from .subtraction import chip_label as chip_key
 
@@ -94,11 +95,8 @@ class Reused:
         self.axes = list(np.atleast_1d(self.figure.subplots(rows, cols)).flat)
 
     def clear(self) -> list:
+        remove_drawn(self.axes)
         for ax in self.axes:
-            for artist in [*ax.lines, *ax.collections, *ax.texts]:
-                artist.remove()
-            if ax.get_legend():
-                ax.get_legend().remove()
             ax.xaxis.set_major_locator(AutoLocator())
             ax.yaxis.set_major_locator(AutoLocator())
             ax.xaxis.set_major_formatter(ScalarFormatter())
@@ -245,12 +243,12 @@ def plot_all(manifest: Path, day_dir: Path, chip_dir: Path, drawn_dir: Path, ord
     chip_dir.mkdir(parents=True, exist_ok=True)
     drawn_dir.mkdir(parents=True, exist_ok=True)
     drawn, keep = 0, set()
-    day_canvas, chip_canvas = day_figure(), chip_figure()
+    day_canvas, chip_canvas = cache(day_figure), cache(chip_figure)  # built on first use: a rerun may redraw none
     for day, path in sorted(outputs.get(SUBTRACTED, {}).items()):
         name = f"date={day}"
         record_key = reuse.key("lab day figure", reuse.library_key("matplotlib"), str(order), reuse.content_id(Path(path)))
         if not (trusted and reuse.load(drawn_dir / f"{name}.json", record_key)):
-            written = save_png(draw_day(day, read_parquet(path), order, day_canvas), drawn_dir / f"{name}.png")
+            written = save_png(draw_day(day, read_parquet(path), order, day_canvas()), drawn_dir / f"{name}.png")
             reuse.save(drawn_dir / f"{name}.json", record_key, {}, [written])
             drawn += 1
         link_or_copy(drawn_dir / f"{name}.png", day_dir / f"{name}.png")
@@ -263,7 +261,7 @@ def plot_all(manifest: Path, day_dir: Path, chip_dir: Path, drawn_dir: Path, ord
         chip_coercive = coercive_of.get(label, coercive.slice(0, 0))
         record_key = reuse.key("lab chip figure", reuse.library_key("matplotlib"), label, _digest(chip_coercive, rows))
         if not (trusted and reuse.load(drawn_dir / f"{name}.json", record_key)):
-            written = save_png(draw_chip(label, chip_coercive, rows, chip_canvas), drawn_dir / f"{name}.png")
+            written = save_png(draw_chip(label, chip_coercive, rows, chip_canvas()), drawn_dir / f"{name}.png")
             reuse.save(drawn_dir / f"{name}.json", record_key, {}, [written])
             drawn += 1
         link_or_copy(drawn_dir / f"{name}.png", chip_dir / f"{name}.png")

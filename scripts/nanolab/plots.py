@@ -19,6 +19,7 @@ import logging
 import os
 import shutil
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -541,6 +542,15 @@ class Layout:
         magnitude.yaxis.set_major_formatter(FuncFormatter(lambda decade, _: si_text(10.0**decade)))
 
 
+def remove_drawn(axes: Iterable) -> None:
+    """Take what a day put on reused axes off them (lines, collections, texts, legend); the axes stay."""
+    for ax in axes:
+        for artist in [*ax.lines, *ax.collections, *ax.texts]:
+            artist.remove()
+        if ax.get_legend():
+            ax.get_legend().remove()
+
+
 class DayFigure:
     """Draws days into figures reused across the days of a job, one per number of chip rows: building
     the axes and their ticks costs as much as drawing a day's data, so it is done once per layout."""
@@ -552,11 +562,7 @@ class DayFigure:
         stats = analysis["iv_stats"]
         chips = chip_rows(stats)
         layout = self.layouts.get(max(len(chips), 1)) or self.layouts.setdefault(max(len(chips), 1), Layout(max(len(chips), 1)))
-        for axes in layout.axes.flat:
-            for artist in [*axes.lines, *axes.collections, *axes.texts]:
-                artist.remove()
-            if axes.get_legend():
-                axes.get_legend().remove()
+        remove_drawn(layout.axes.flat)
         colour = chip_colours([i.chip for i in infos if i.flag != "not segmented"] + [c for c in chips if c in {i.chip for i in infos}])
         (overview, magnitude), *rows = layout.axes
         draw_overview(points, infos, colour, overview, magnitude)
