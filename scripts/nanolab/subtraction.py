@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .analysis import KEY_FIELDS
 
@@ -76,13 +77,18 @@ class Group:
 
 
 def key_runs(table: pa.Table, keys: list[str]) -> np.ndarray:
-    """Start rows of the runs of consecutive rows with equal keys, and the table's length last. A null
-    or NaN key starts a run of its own (NaN != NaN): more runs, never a run of unequal keys."""
-    changed = np.zeros(max(table.num_rows - 1, 0), dtype=bool)
+    """Start rows of the runs of consecutive rows with equal keys, and the table's length last. Nulls
+    equal nulls; a NaN key starts a run of its own (NaN != NaN): more runs, never a run of unequal keys.
+    Compared by Arrow: string keys as Python objects cost ~1 ms a column and day."""
+    n = table.num_rows
+    if n == 0:
+        return np.zeros(1, np.int64)
+    changed = np.zeros(n - 1, dtype=bool)
     for name in keys:
-        values = table[name].to_numpy(zero_copy_only=False)
-        changed |= np.asarray(values[1:] != values[:-1], dtype=bool)
-    return np.concatenate([[0], np.flatnonzero(changed) + 1, [table.num_rows]]).astype(np.int64) if table.num_rows else np.zeros(1, np.int64)
+        before, after = table[name].slice(0, n - 1), table[name].slice(1)
+        differ = pc.or_(pc.fill_null(pc.not_equal(before, after), False), pc.not_equal(pc.is_null(before), pc.is_null(after)))
+        changed |= differ.to_numpy(zero_copy_only=False)
+    return np.concatenate([[0], np.flatnonzero(changed) + 1, [n]]).astype(np.int64)
 
 
 def groups_by_chip(hysteresis: pa.Table, keys: list[str]) -> dict[tuple, list[Group]]:
@@ -129,38 +135,37 @@ def subtract_day(hysteresis: pa.Table, reference_v_max: float | None, geometry: 
     keys, orders = key_columns(hysteresis), poly_orders(hysteresis)
     v, forward, backward = (_floats(hysteresis, name) for name in ("vsd_V", "i_forward_A", "i_return_A"))
     n = hysteresis.num_rows
-    out = {name: np.full(n, np.nan) for name in ("reference_v_max_V", "e_field_V_cm")}
-    for order in orders:
-        for kind in ("i_forward", "i_backward", "j_forward", "j_backward"):
-            out[f"{kind}_sub_poly{order}"] = np.full(n, np.nan)
-    reasons: list[str | None] = [None] * n
+    reference_v_max_V, e_field, j_scale = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
+    baseline = {order: np.full(n, np.nan) for order in orders}
+    reasons = np.full(n, None, dtype=object)
     hysteresis_of = {order: _floats(hysteresis, f"i_hysteresis_poly{order}_A") for order in orders}
     for groups in groups_by_chip(hysteresis, keys).values():
         length_cm, width_cm = geometry.channel(chip_label(groups[0].keys))
-        e_scale, j_scale = 1.0 / length_cm, 1.0 / (length_cm * width_cm)
         reference, missing = reference_of(groups, reference_v_max)
-        ref_rows = reference.rows if reference is not None else np.zeros(0, dtype=np.int64)
         for group in groups:
             rows = group.rows
-            out["e_field_V_cm"][rows] = v[rows] * e_scale
+            e_field[rows] = v[rows] * (1.0 / length_cm)
             if reference is None:
-                for row in rows:
-                    reasons[row] = missing
+                reasons[rows] = missing
                 continue
-            out["reference_v_max_V"][rows] = reference.keys["v_max_V"]
-            at, shared = matches(v[ref_rows], v[rows])
-            ref_at = ref_rows[at]
-            why = [None if s else f"the reference group ({reference.keys['v_max_V']:g} V) {NO_POINT}" for s in shared]
-            for order, hyst in hysteresis_of.items():
-                baseline = np.where(shared, forward[ref_at] - hyst[ref_at], np.nan)  # M's return fit, as the lab took it
-                out[f"i_forward_sub_poly{order}"][rows] = forward[rows] - baseline
-                out[f"i_backward_sub_poly{order}"][rows] = backward[rows] - baseline
-                out[f"j_forward_sub_poly{order}"][rows] = forward[rows] * j_scale - baseline * j_scale
-                out[f"j_backward_sub_poly{order}"][rows] = backward[rows] * j_scale - baseline * j_scale
-                for k in np.flatnonzero(shared & np.isnan(baseline)):
-                    why[k] = "; ".join(filter(None, [why[k], f"the reference has no order-{order} fit here"]))
-            for row, reason in zip(rows, why):
-                reasons[row] = reason
+            reference_v_max_V[rows] = reference.keys["v_max_V"]
+            j_scale[rows] = 1.0 / (length_cm * width_cm)
+            at, shared = matches(v[reference.rows], v[rows])
+            ref_at = reference.rows[at]
+            no_fit = np.zeros(rows.size, dtype=np.int64)  # bit i: the reference has no fit of orders[i] here
+            for bit, (order, hyst) in enumerate(hysteresis_of.items()):
+                baseline[order][rows] = np.where(shared, forward[ref_at] - hyst[ref_at], np.nan)  # M's return fit, as the lab took it
+                no_fit |= (shared & np.isnan(baseline[order][rows])).astype(np.int64) << bit
+            reasons[rows[~shared]] = f"the reference group ({reference.keys['v_max_V']:g} V) {NO_POINT}"
+            for bits in np.unique(no_fit[no_fit > 0]):
+                named = [f"the reference has no order-{order} fit here" for i, order in enumerate(orders) if bits >> i & 1]
+                reasons[rows[no_fit == bits]] = "; ".join(named)
+    out = {"reference_v_max_V": reference_v_max_V, "e_field_V_cm": e_field}
+    for order in orders:
+        out[f"i_forward_sub_poly{order}"] = forward - baseline[order]
+        out[f"i_backward_sub_poly{order}"] = backward - baseline[order]
+        out[f"j_forward_sub_poly{order}"] = forward * j_scale - baseline[order] * j_scale
+        out[f"j_backward_sub_poly{order}"] = backward * j_scale - baseline[order] * j_scale
     columns = {name: hysteresis[name] for name in keys} | {"vsd_V": hysteresis["vsd_V"]}
     for name, values in out.items():
         unit = "_A" if name.startswith("i_") else "_A_cm2" if name.startswith("j_") else ""
@@ -169,13 +174,16 @@ def subtract_day(hysteresis: pa.Table, reference_v_max: float | None, geometry: 
     return pa.table(columns)
 
 
-def side_peak(e: np.ndarray, j: np.ndarray, side: np.ndarray) -> tuple[float, float]:
-    """(E at the largest J on this side, that J), first on ties; NaN when the side has no value."""
-    where = np.flatnonzero(side & ~np.isnan(j))
-    if where.size == 0:
-        return np.nan, np.nan
-    best = where[np.argmax(j[where])]
-    return float(e[best]), float(j[best])
+def side_peaks(e: np.ndarray, j: np.ndarray, side: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per order (a row of `j`, orders x points): E at the largest J on this side and that J, first on
+    ties; NaN where the side has no value."""
+    masked = np.where(side & ~np.isnan(j), j, -np.inf)  # |J| >= 0: -inf never wins over a value
+    if masked.shape[1] == 0:
+        return np.full(masked.shape[0], np.nan), np.full(masked.shape[0], np.nan)
+    best = np.argmax(masked, axis=1)
+    peak = masked[np.arange(masked.shape[0]), best]
+    found = peak > -np.inf
+    return np.where(found, e[best], np.nan), np.where(found, peak, np.nan)
 
 
 def coercive_day(subtracted: pa.Table, geometry: Geometry) -> pa.Table:
@@ -184,9 +192,11 @@ def coercive_day(subtracted: pa.Table, geometry: Geometry) -> pa.Table:
     keys = key_columns(subtracted)
     orders = sorted(int(m[1]) for c in subtracted.column_names if (m := re.match(r"^j_forward_sub_poly(\d+)_A_cm2$", c)))
     e = _floats(subtracted, "e_field_V_cm")
-    j_hyst = {n: np.abs(_floats(subtracted, f"j_forward_sub_poly{n}_A_cm2") - _floats(subtracted, f"j_backward_sub_poly{n}_A_cm2")) for n in orders}
-    reasons = subtracted["reason"].to_pylist()
-    shared = np.array([reason is None or NO_POINT not in reason for reason in reasons], dtype=bool)
+    j_hyst = np.zeros((len(orders), subtracted.num_rows))  # orders x rows: one argmax per group and side
+    for i, n in enumerate(orders):
+        j_hyst[i] = np.abs(_floats(subtracted, f"j_forward_sub_poly{n}_A_cm2") - _floats(subtracted, f"j_backward_sub_poly{n}_A_cm2"))
+    reason = subtracted["reason"]
+    shared = ~pc.fill_null(pc.match_substring(reason, NO_POINT), False).to_numpy(zero_copy_only=False) if subtracted.num_rows else np.zeros(0, bool)
     rows: list[dict] = []
     for groups in groups_by_chip(subtracted, keys).values():
         for group in groups:
@@ -195,20 +205,21 @@ def coercive_day(subtracted: pa.Table, geometry: Geometry) -> pa.Table:
             reference = subtracted["reference_v_max_V"][int(at[0])].as_py() if at.size else None
             length_cm, _ = geometry.channel(chip_label(group.keys))
             e_max = None if v_max is None else v_max / length_cm
-            for order in orders:
-                sides = {"positive": e[at] >= 0, "negative": e[at] < 0}
-                peaks = {side: side_peak(e[at], j_hyst[order][at], where) for side, where in sides.items()}
+            sides = {"positive": e[at] >= 0, "negative": e[at] < 0}
+            peaks = {side: side_peaks(e[at], j_hyst[:, at], where) for side, where in sides.items()}
+            for i, order in enumerate(orders):
                 why = []
                 for side, where in sides.items():
-                    if not np.isnan(peaks[side][0]):
+                    if not np.isnan(peaks[side][0][i]):
                         continue
                     if reference is None:
-                        why.append(reasons[int(at[0])])
+                        why.append(reason[int(at[0])].as_py())
                     elif (where & shared[at]).any():
                         why.append(f"no order-{order} fit of the reference on the {side} side")
                     else:
                         why.append(f"no voltage shared with the reference on the {side} side")
-                (e_pos, j_pos), (e_neg, j_neg) = peaks["positive"], peaks["negative"]
+                e_pos, e_neg = float(peaks["positive"][0][i]), float(peaks["negative"][0][i])
+                j_pos, j_neg = float(peaks["positive"][1][i]), float(peaks["negative"][1][i])
                 rows.append(
                     group.keys
                     | {"e_max_V_cm": e_max, "poly_order": order, "reference_v_max_V": reference}
