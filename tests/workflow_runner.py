@@ -30,10 +30,11 @@ class Workdir:
                 config[key] = value
         (self.path / "config.yaml").write_text(yaml.safe_dump(config))
 
-    def snakemake(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        """`snakemake --snakefile <repo>/Snakefile --directory <workdir> …` with this interpreter's tools on PATH."""
+    def snakemake(self, *args: str, check: bool = True, prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+        """`snakemake --snakefile <repo>/Snakefile --directory <workdir> …` with this interpreter's tools on PATH,
+        run through `prefix` (e.g. `setpriv …`) when given."""
         env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-        command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+        command = [*prefix, sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
                    "--directory", str(self.path), "--cores", "2", *args]  # fmt: skip
         result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=self.path)
         if check and result.returncode != 0:
