@@ -74,3 +74,26 @@ def test_random_damage_affects_only_the_damaged_file(tmp_path):
         assert (wd.results / "04_report/iv_day_runs" / f"month={month}" / f"date={day}.csv").is_file(), day
         assert (wd.results / "04_report/iv_fits" / f"month={month}.csv").is_file(), month
     assert wd.planned_jobs() == {}  # and a second run has nothing to do
+
+
+def test_a_start_time_at_the_calendar_edge_leaves_its_month_figures_whole(tmp_path):
+    """Seeded damage found it (seed 219): a header `Start time` of year 1 or 9999 was staged as the run's start,
+    and the month's figure job failed converting it to the lab's timezone for the runs table."""
+    raw = tmp_path / "raw"
+    good = good_tree(raw)
+    source = next(path for path in good if path.name == "IV2025-09-11_1.csv")
+    text = source.read_text()
+    start = next(line for line in text.splitlines() if "Start time:" in line)
+    for n, edge in enumerate(("-62135596800", "253402300799")):
+        (source.parent / f"edge_{n}.csv").write_text(text.replace(start, start.split(":")[0] + f": {edge}"))
+    wd = Workdir(tmp_path / "work", raw)
+    wd.path.mkdir()
+    wd.write_config(figures=True)
+
+    wd.snakemake()  # raises with snakemake's output unless it exits 0
+
+    runs = (wd.results / "04_report/iv_day_runs/month=2025-09/date=2025-09-11.csv").read_text().splitlines()
+    edges = [line for line in runs if "edge_" in line]
+    assert len(edges) == 2 and len(runs) == 1 + 5 + 2  # label row, the day's five good runs and the two
+    assert (wd.results / "04_report/iv_days/month=2025-09/date=2025-09-11.png").stat().st_size > 10_000
+    assert wd.planned_jobs() == {}

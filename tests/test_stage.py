@@ -163,6 +163,18 @@ def test_a_start_time_off_the_calendar_dates_the_run_by_its_path(tmp_path, lab_s
     described = describe(tmp_path / "raw", "2025-09-11/a.csv", timezone)
     assert row["status"] == "ok" and (row["date"], row["date_origin"]) == ("2025-09-11", "path")
     assert (described.date, described.run_id) == (row["date"], row["run_id"])
+    assert row["start_dt"] is None and set(pq.read_table(row["output"])["start_dt"].to_pylist()) == {None}  # nothing later converts it
+
+
+def test_a_bad_byte_in_a_ragged_row_is_skipped_without_a_traceback(tmp_path, lab_schema, monkeypatch):
+    """pyarrow decodes a ragged row for its handler: a non-UTF-8 byte there failed inside pyarrow, which printed
+    the traceback into the job's log (the file was staged right, from the text path)."""
+    unraisable = []
+    monkeypatch.setattr("sys.unraisablehook", unraisable.append)
+    raw = write(tmp_path / "raw/2025-09-11/a.csv", IV_TEXT.encode().replace(b"0.5,2e-9,y", b"0.5,2e-9,y\n0.7,\x98,1,2"))
+    row = stage_file(raw, settings(tmp_path / "raw", tmp_path / "out", lab_schema))
+    assert row["status"] == "ok" and (row["rows"], row["skipped_rows"], row["skipped_lines"]) == (3, 1, [21])
+    assert unraisable == []
 
 
 def test_a_stray_byte_in_the_table_of_a_utf8_file_is_a_null_cell_not_a_reject(tmp_path, lab_schema):

@@ -1,7 +1,8 @@
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
-from nanolab.values import parse_value, split_unit
+from nanolab.values import parse_datetime, parse_value, split_unit
 
 
 @pytest.mark.parametrize(
@@ -37,3 +38,23 @@ def test_split_unit(text, expected):
 def test_parse_value(text, kind, expected):
     assert parse_value(text, kind) == expected
     assert type(parse_value(text, kind)) is type(expected)
+
+
+@pytest.mark.parametrize(
+    "text", ["-62135596800", "-62135510401", "253402300799", "253402214400", "0001-01-01T00:00:00", "0001-01-01T00:00:00+05:00",
+             "9999-12-31T23:00:00-10:00", "1e99", "inf", "nan"]
+)  # fmt: skip
+def test_a_moment_no_timezone_can_show_is_no_datetime(text):
+    """Within a day of year 1 or 9999 only a damaged header: converting it to the lab's timezone overflowed
+    later (a month's figures failed on one such file)."""
+    assert parse_datetime(text) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"), [("-62135510400", datetime(1, 1, 2, tzinfo=UTC)), ("253402214399", datetime(9999, 12, 30, 23, 59, 59, tzinfo=UTC))]
+)
+def test_a_day_inside_the_calendar_ends_is_a_datetime_every_timezone_can_show(text, expected):
+    parsed = parse_datetime(text)
+    assert parsed == expected
+    for zone in ("Pacific/Kiritimati", "Etc/GMT+12", "America/Santiago"):
+        assert parsed.astimezone(ZoneInfo(zone)).year in (1, 9999)

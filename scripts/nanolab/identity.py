@@ -25,21 +25,12 @@ def date_from_path(relative_path: str) -> date | None:
 def resolve_date(start: datetime | None, relative_path: str, mtime: float, tz: str) -> tuple[date, str]:
     """Measurement day and where it came from: start time in the lab's timezone, else the path, else mtime."""
     zone = ZoneInfo(tz)
-    if start is not None and (day := local_date(start, zone)) is not None:
-        return day, "meta"
+    if start is not None:  # parse_datetime keeps a day off the calendar's ends: every timezone can show it
+        return start.astimezone(zone).date(), "meta"
     from_path = date_from_path(relative_path)
     if from_path is not None:
         return from_path, "path"
     return datetime.fromtimestamp(mtime, tz=UTC).astimezone(zone).date(), "mtime"
-
-
-def local_date(start: datetime, zone: ZoneInfo) -> date | None:
-    """The calendar date in `zone`; None for a start at the edge of the calendar (year 1 or 9999),
-    which only a damaged header gives, and which a shift across midnight would take out of range."""
-    try:
-        return start.astimezone(zone).date()
-    except OverflowError:
-        return None
 
 
 def parse_start_time(text: str | None) -> datetime | None:

@@ -118,6 +118,8 @@ def read_blocks(source: BinaryIO, columns: Columns, spec: ProcedureSpec, encodin
 
 def read_floats(data: bytes, columns: Columns, encoding: str, damage: Damage) -> pa.Table | None:
     """The table with every cell parsed as float64 by the CSV reader, or None if any cell is not a finite number or empty."""
+    if encoding == "utf-8" and not data.isascii() and not is_utf8(data):
+        return None  # a bad byte in a ragged row would fail inside pyarrow's row handler, printing a traceback
     skipped: list[int] = []
 
     def skip_ragged(row: pacsv.InvalidRow) -> str:

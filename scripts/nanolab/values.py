@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|inf)"
 NUMBER_WITH_UNIT = re.compile(rf"^\s*(?P<number>{NUMBER})\s*(?P<unit>[^\d\s].*?)?\s*$", re.IGNORECASE)
@@ -22,17 +22,21 @@ def split_unit(text: str) -> tuple[float, str | None] | None:
     return float(match["number"]), match["unit"] or None
 
 
+# A moment within a day of year 1 or 9999 is a damaged header: no timezone can show it (OverflowError).
+CALENDAR = (datetime.min.replace(tzinfo=UTC) + timedelta(days=1), datetime.max.replace(tzinfo=UTC) - timedelta(days=1))
+
+
 def parse_datetime(text: str) -> datetime | None:
-    """Epoch seconds or ISO 8601 (naive ISO counts as UTC) -> aware UTC datetime."""
+    """Epoch seconds or ISO 8601 (naive ISO counts as UTC) -> aware UTC datetime; None off the calendar."""
     try:
-        return datetime.fromtimestamp(float(text), tz=UTC)
+        parsed = datetime.fromtimestamp(float(text), tz=UTC)
     except (ValueError, OverflowError, OSError):
-        pass
-    try:
-        parsed = datetime.fromisoformat(text.strip())
-    except ValueError:
-        return None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+        try:
+            parsed = datetime.fromisoformat(text.strip())
+            parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+        except (ValueError, OverflowError):
+            return None
+    return parsed if CALENDAR[0] <= parsed <= CALENDAR[1] else None
 
 
 def is_missing(text: str) -> bool:
