@@ -234,3 +234,21 @@ def test_the_manifest_names_the_raw_lines_of_skipped_rows_and_rows_with_nulls(tm
         write(tmp_path / "raw/2025-09-11/b.csv", IV_TEXT.replace("1.0,bad,z", "1.0,3e-9,z")), settings(tmp_path / "raw", tmp_path / "out", lab_schema)
     )
     assert (clean["null_cells"], clean["skipped_lines"], clean["null_lines"]) == (0, [], [])
+
+
+def test_a_stray_byte_in_a_table_read_in_blocks_is_a_null_cell_as_in_one_read(tmp_path, lab_schema, monkeypatch):
+    """A table over BLOCK_BYTES is read in blocks: a stray byte in it refused the whole file (invalid UTF-8 in a
+    string column, or in a ragged row handed to our handler), where a table read whole had a null cell."""
+    head = IV_TEXT.partition("0.0,1e-9,x")[0]  # 18 header lines, the label row last
+    rows = [f"{k * 1e-3:.3f},{k * 1e-9:.3e},x" for k in range(600)]
+    rows[100] = "0.100,1\x98e-9,x"  # line 119
+    rows.insert(200, "0.2,1,2,\x98")  # line 219, ragged
+    content = (head + "\n".join(rows) + "\n").encode("latin-1")
+    whole = stage_file(write(tmp_path / "raw/2025-09-11/whole.csv", content), settings(tmp_path / "raw", tmp_path / "out", lab_schema))
+    monkeypatch.setattr("nanolab.table.BLOCK_BYTES", 4096)  # ~20 KB: five blocks
+    blocks = stage_file(write(tmp_path / "raw/2025-09-11/blocks.csv", content), settings(tmp_path / "raw", tmp_path / "out", lab_schema))
+    for row in (whole, blocks):
+        assert row["status"] == "ok", row["reason"]
+        assert (row["rows"], row["null_cells"], row["skipped_rows"]) == (600, 1, 1)
+        assert (row["null_lines"], row["skipped_lines"]) == ([119], [219])
+    assert pq.read_table(blocks["output"]).column("i_A").to_pylist() == pq.read_table(whole["output"]).column("i_A").to_pylist()

@@ -10,6 +10,7 @@ its damage counts are always what the text path gives.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import functools
 import io
@@ -113,7 +114,23 @@ def read_blocks(source: BinaryIO, columns: Columns, spec: ProcedureSpec, encodin
             damage.count_blank_lines(head)
         return
     source.seek(start)
+    if encoding == "utf-8" and not rest_is_utf8(source):
+        encoding = "latin-1"  # as for a table read whole: a stray byte is a null cell, not a refused file
     yield from read_text_blocks(source, columns, spec, encoding, damage)
+
+
+def rest_is_utf8(source: BinaryIO) -> bool:
+    """Whether `source` decodes as UTF-8 from where it is to its end, read in blocks; it is left where it was."""
+    start, decoder = source.tell(), codecs.getincrementaldecoder("utf-8")()
+    try:
+        while block := source.read(BLOCK_BYTES):
+            decoder.decode(block)
+        decoder.decode(b"", final=True)
+        return True
+    except UnicodeDecodeError:
+        return False
+    finally:
+        source.seek(start)
 
 
 def read_floats(data: bytes, columns: Columns, encoding: str, damage: Damage) -> pa.Table | None:
