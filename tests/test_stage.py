@@ -204,6 +204,23 @@ def test_lone_carriage_returns_end_lines_too(tmp_path, lab_schema):
     assert (row["rows"], row["unmapped_columns"]) == (3, ["Extra"])
 
 
+@pytest.mark.parametrize("block_bytes", [8 << 20, 64])
+def test_doubled_carriage_returns_and_blank_lines_before_the_label_row_keep_the_labels(tmp_path, lab_schema, monkeypatch, block_bytes):
+    """CRLF text written again in text mode on Windows ends lines with \\r\\r\\n: a blank line after each. The
+    blank line after `#Data:` was taken for the label row: pyarrow then took the labels for a header, so a table of
+    numbers read whole kept the raw labels as names (no `vsd_V`: never segmented) and any other was rejected."""
+    monkeypatch.setattr("nanolab.table.BLOCK_BYTES", block_bytes)
+    doubled = write(tmp_path / "raw/2025-09-11/doubled.csv", IV_TEXT.replace("\n", "\r\r\n"))
+    blank = write(tmp_path / "raw/2025-09-11/blank.csv", IV_TEXT.replace("#Data:\n", "#Data:\n\n \n"))
+    for raw in (doubled, blank):
+        row = stage_file(raw, settings(tmp_path / "raw", tmp_path / "out", lab_schema))
+        assert row["status"] == "ok", row["reason"]
+        assert (row["rows"], row["unmapped_columns"], row["null_cells"]) == (3, ["Extra"], 1)
+        staged = pq.read_table(row["output"])
+        assert staged["vsd_V"].to_pylist() == [0.0, 0.5, 1.0] and staged["i_A"].to_pylist() == [1e-9, 2e-9, None]
+    assert describe(tmp_path / "raw", "2025-09-11/doubled.csv", "America/Santiago").reason is None
+
+
 def test_a_label_row_that_lost_a_label_is_a_reject_that_says_so(tmp_path, lab_schema):
     raw = write(tmp_path / "raw/2025-09-11/a.csv", IV_TEXT.replace("Vsd (V),I (A),Extra", "Vsd (V),I (A)"))
     row = stage_file(raw, settings(tmp_path / "raw", tmp_path / "out", lab_schema))

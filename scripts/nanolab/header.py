@@ -47,7 +47,10 @@ def split_raw(head: bytes) -> tuple[RawHeader, str, int]:
         offset += len(line)
         stripped = line.strip()
         if stripped.startswith(b"#") and stripped[1:].strip().lower() == b"data:":
-            label = lines[number + 1] if number + 1 < len(lines) else b""
+            following = lines[number + 1 :]
+            blank = next((k for k, text in enumerate(following) if text.strip()), len(following))
+            offset += sum(map(len, following[:blank]))  # blank lines before the label row (\r\r\n line ends make one per line)
+            label = following[blank] if blank < len(following) else b""
             if 0 <= nul < offset + len(label):
                 raise RawFormatError(BINARY)
             encoding = "utf-8" if is_utf8(head[body_start:offset] + label) else "latin-1"
