@@ -103,19 +103,19 @@ def read_blocks(source: BinaryIO, columns: Columns, spec: ProcedureSpec, encodin
     start = source.tell()
     head = source.read(BLOCK_BYTES + 1)
     if len(head) <= BLOCK_BYTES:  # the whole table is in `head`
+        if encoding == "utf-8" and not head.isascii() and not is_utf8(head):  # a stray byte below a UTF-8 header:
+            encoding = "latin-1"  # as UTF-8 pyarrow would refuse the whole table, so every byte is taken as a character
         if (table := read_floats(head, columns, encoding, damage)) is not None:
             if table.num_rows:
                 yield table
         else:
-            if encoding == "utf-8" and not is_utf8(head):  # a stray byte below a UTF-8 header: the text path
-                encoding = "latin-1"  # would refuse the whole table, so it takes every byte as a character
             yield from read_text_blocks(io.BytesIO(head), columns, spec, encoding, damage)
         if damage.skipped_at or damage.null_at:
             damage.count_blank_lines(head)
         return
     source.seek(start)
     if encoding == "utf-8" and not rest_is_utf8(source):
-        encoding = "latin-1"  # as for a table read whole: a stray byte is a null cell, not a refused file
+        encoding = "latin-1"  # as for a table read whole
     yield from read_text_blocks(source, columns, spec, encoding, damage)
 
 
@@ -135,8 +135,6 @@ def rest_is_utf8(source: BinaryIO) -> bool:
 
 def read_floats(data: bytes, columns: Columns, encoding: str, damage: Damage) -> pa.Table | None:
     """The table with every cell parsed as float64 by the CSV reader, or None if any cell is not a finite number or empty."""
-    if encoding == "utf-8" and not data.isascii() and not is_utf8(data):
-        return None  # a bad byte in a ragged row would fail inside pyarrow's row handler, printing a traceback
     skipped: list[int] = []
 
     def skip_ragged(row: pacsv.InvalidRow) -> str:
