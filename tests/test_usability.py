@@ -87,6 +87,9 @@ def test_days_from_a_comma_list_or_yaml_dates():
         ({"batch_size": "0"}, ["batch_size", "0", "an integer >= 1"]),
         ({"days": "11-09-2025"}, ["days", "11-09-2025", "YYYY-MM-DD"]),
         ({"colour": "blue"}, ["colour", "raw_root", "figures"]),
+        ({"analysis": {"poly_orders": [0]}}, ["analysis.poly_orders", "an integer >= 1", "'analysis={poly_orders: [1, 3, 5, 7]}'"]),
+        ({"timezone": "Mars/Olympus"}, ["timezone", "'Mars/Olympus'", "IANA", "--config timezone=America/Santiago"]),
+        ({"timezone": "America"}, ["timezone", "'America'", "IANA"]),
     ],
 )
 def test_a_wrong_value_names_the_key_the_value_and_the_accepted_form(config, words):

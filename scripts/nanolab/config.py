@@ -14,6 +14,7 @@ import json
 import re
 from collections.abc import Callable
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .atomic import write_text_atomic
 from .schema import read_yaml
@@ -35,7 +36,7 @@ def accepted_form(schema: dict) -> str:
             words += f" > {schema['exclusiveMinimum']}"
         return words
     if kind == "array":
-        return "a comma-separated list, each " + accepted_form(schema.get("items", {}))
+        return "a list, each " + accepted_form(schema.get("items", {}))
     if kind == "object":
         return "a mapping of " + ", ".join(schema.get("properties", {}))
     if "title" in schema:  # e.g. "date (YYYY-MM-DD)"
@@ -46,11 +47,12 @@ def accepted_form(schema: dict) -> str:
 def example(key: str, schema: dict) -> str:
     """How to give the key on the command line; nested keys need the mapping form."""
     value = schema.get("default", "…")
+    parent, _, child = key.rpartition(".")
     if isinstance(value, bool):
         value = str(value).lower()
     elif isinstance(value, list):
-        value = "2025-09-11,2025-09-12"
-    parent, _, child = key.rpartition(".")
+        items = [str(item) for item in value] or ["2025-09-11", "2025-09-12"]  # no default: days
+        value = f"[{', '.join(items)}]" if parent else ",".join(items)  # a mapping takes YAML's list form
     if parent:
         return f"--config '{parent}={{{child}: {value}}}'"
     return f"--config {key}={value}"
@@ -157,7 +159,18 @@ def checked_config(config: dict, schema_path: str | Path) -> tuple[dict, list[st
     """Coerce, then validate: the config to run with and every problem, one line each."""
     schema = read_yaml(schema_path)
     coerced, problems = coerce_config(config, schema)
-    return coerced, problems or config_problems(coerced, schema)
+    return coerced, problems or config_problems(coerced, schema) or value_problems(coerced)
+
+
+def value_problems(config: dict) -> list[str]:
+    """What the schema cannot say: a timezone that is not one made every raw file a reject (none could be dated)."""
+    name = config.get("timezone")
+    try:
+        if name is not None:
+            ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return [f"timezone: {name!r} is not an IANA timezone; use one such as America/Santiago (e.g. --config timezone=America/Santiago)"]
+    return []
 
 
 def validated(config: dict, schema_path: str | Path, check: Callable[[dict], dict], memo: Path, version: str) -> dict:
