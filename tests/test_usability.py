@@ -395,3 +395,24 @@ def test_a_days_run_leaves_other_months_alone_and_the_next_full_run_has_nothing_
     wd.snakemake("--forceall", "--config", "days=2025-09-10")
     assert august() == before
     assert wd.planned_jobs() == {}
+
+
+def test_a_results_folder_inside_the_raw_tree_stops_before_any_job(tmp_path):
+    """A clone or work folder inside the raw tree: its results/ tables were read as raw files (every run found
+    new rejects, so none was a no-op) and every run wrote under raw_root."""
+    raw = tmp_path / "raw"
+    write_run(raw / "2025-09-10/IV2025-09-10_1.csv", "IV", SANTIAGO_NOON["2025-09-10"], seed=1)
+    inside = Workdir(raw / "analysis", raw)
+    inside.path.mkdir()
+    inside.write_config()
+    result = inside.snakemake("-n", check=False)
+    assert result.returncode != 0 and "Job stats" not in output_of(result) and "Traceback" not in output_of(result)
+    assert f"results/ ({inside.results}) and raw_root {raw} overlap" in output_of(result)
+    assert sorted(p.relative_to(raw).as_posix() for p in raw.rglob("*") if p.is_file() and ".snakemake" not in p.parts) == [
+        "2025-09-10/IV2025-09-10_1.csv",
+        "analysis/config.yaml",
+    ]
+    outside = Workdir(tmp_path / "work", raw)
+    outside.path.mkdir()
+    outside.write_config()
+    outside.snakemake()  # beside the tree: runs

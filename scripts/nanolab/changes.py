@@ -54,6 +54,19 @@ def root_mismatch(results: Path, raw_root: str) -> str | None:
     )
 
 
+def results_inside_root(results: Path, raw_root: str) -> str | None:
+    """One line when results/ lies inside the raw tree (or the tree inside results/): the workflow would write
+    under raw_root and read its own tables as raw files, so no run would ever be a no-op."""
+    folder = normalise_root(results)
+    if not (Path(folder).is_relative_to(raw_root) or Path(raw_root).is_relative_to(folder)):
+        return None
+    return (
+        f"results/ ({folder}) and raw_root {raw_root} overlap: a run would write into the raw tree and read its own "
+        f"tables as raw files; nothing was run. Run from a folder outside the raw tree (--directory <folder>, "
+        f"holding a lab.yaml), or set raw_root to the folder of the measurements."
+    )
+
+
 @dataclass
 class TreeChanges:
     added: list[str] = field(default_factory=list)

@@ -70,7 +70,9 @@ def checked_raw_root(raw_root):
         raise Stop(
             f"raw_root {str(raw_root)!r} is not a folder (set it in lab.yaml, config.yaml or with --config raw_root=…)"
         )
-    if problem := changes.root_mismatch(RESULTS, normalised):
+    if problem := changes.results_inside_root(
+        RESULTS, normalised
+    ) or changes.root_mismatch(RESULTS, normalised):
         raise Stop(problem)
     return Path(normalised)
 
