@@ -47,10 +47,9 @@ def split_raw(head: bytes) -> tuple[RawHeader, str, int]:
         offset += len(line)
         stripped = line.strip()
         if stripped.startswith(b"#") and stripped[1:].strip().lower() == b"data:":
-            following = lines[number + 1 :]
-            blank = next((k for k, text in enumerate(following) if text.strip()), len(following))
-            offset += sum(map(len, following[:blank]))  # blank lines before the label row (\r\r\n line ends make one per line)
-            label = following[blank] if blank < len(following) else b""
+            at = next((k for k in range(number + 1, len(lines)) if lines[k].strip()), len(lines))  # the label row
+            offset += sum(map(len, lines[number + 1 : at]))  # blank lines before it (\r\r\n line ends make one per line)
+            label = lines[at] if at < len(lines) else b""
             if 0 <= nul < offset + len(label):
                 raise RawFormatError(BINARY)
             encoding = "utf-8" if is_utf8(head[body_start:offset] + label) else "latin-1"
