@@ -8,8 +8,9 @@
 Prints a table (wall, CPU of everything, CPU per raw file, CPU and peak RSS of the snakemake process itself,
 jobs), the full run's split between work (the in-process baseline's CPU on the same data) and orchestration
 (the rest), and writes it as JSON to bench/results/. Machines are noisy: each figure is the median of --repeat
-runs; CPU seconds are less sensitive to other load than wall time. Last, `bench/floor.py` on the same tree and
-the performance issue's budgets, each a ratio of two figures of this run, beside its target.
+runs; CPU seconds are less sensitive to other load than wall time. Each round runs `bench/floor.py` on the same
+tree right after its full run; each of the performance issue's budgets is a ratio of two figures of one round,
+and the median of that ratio over the rounds is printed beside its target (and each round's in brackets).
 
 Trees of earlier runs are moved aside and deleted only after the last measurement: on ext4 without a
 journal (this machine's disk), creating a file or folder near tens of thousands of just-deleted ones scans
@@ -217,13 +218,16 @@ SEGMENTATION_CHANGED = ["--config", "segmentation={dv_threshold: 0.002}"]  # the
 ANALYSIS_CHANGED = ["--config", "analysis={poly_orders: [1, 3, 5]}"]
 
 
-def run_once(cores: int, raw: Path, work: Path, seed: int) -> list[Measurement]:
+def run_once(cores: int, raw: Path, work: Path, seed: int) -> tuple[list[Measurement], dict]:
+    """One round: every case, and the floor right after the full run (this machine's speed drifts by
+    ~25 % within an hour: a ratio of two figures taken minutes apart in one round cancels most of it)."""
     measurements = []
     set_aside(work / "baseline")
     measurements.append(timed("in-process baseline", baseline(cores, raw, work / "baseline"), work, watch_rss=False))
     wd = fresh_workdir(work / "snakemake", raw)
     measurements.append(timed("dag build (-n, empty results)", snakemake(cores, "-n"), wd))
     measurements.append(timed("full run", snakemake(cores), wd))
+    floor = floor_of(raw, work, measurements[-1].own_cpu_s or 0)
     for case, override in (("segmentation setting changed", SEGMENTATION_CHANGED), ("analysis setting changed", ANALYSIS_CHANGED)):
         measurements.append(timed(case, snakemake(cores, *override), wd))
         timed("back to config.yaml (not reported)", snakemake(cores), wd)
@@ -239,7 +243,7 @@ def run_once(cores: int, raw: Path, work: Path, seed: int) -> list[Measurement]:
     edit_one_value(raw)
     measurements.append(timed("one value edited, figures on", snakemake(cores), wd))
     shutil.rmtree(raw / "2099-01-01")
-    return measurements
+    return measurements, floor
 
 
 def floor_of(raw: Path, work: Path, snakemake_own_cpu_s: float) -> dict:
@@ -284,8 +288,8 @@ def main() -> None:
     raw = args.work / f"raw-{name}"
     files, raw_bytes = generate(raw, args.scale, args.small, args.seed)
     empty_trash(args.work, settle_s=15)  # left by an interrupted bench
-    runs = [run_once(args.cores, raw, args.work, args.seed) for _ in range(args.repeat)]
-    floors = [floor_of(raw, args.work, next(m.own_cpu_s for m in r if m.case == "full run") or 0) for r in runs]
+    rounds = [run_once(args.cores, raw, args.work, args.seed) for _ in range(args.repeat)]
+    runs, floors = [measurements for measurements, _ in rounds], [floor for _, floor in rounds]
     floor = {key: statistics.median(f[key] for f in floors) for key in ("cpu_s", "wall_bound_s", "work_cpu_s", "orchestration_cpu_s")}
     table = [
         Measurement(
@@ -313,16 +317,20 @@ def main() -> None:
     print(f"full run CPU {full.cpu_s:.1f} s = work {base.cpu_s:.1f} s (in-process baseline, {1000 * base.cpu_s / files:.2f} ms/file)"
           f" + orchestration {orchestration:.1f} s ({100 * orchestration / full.cpu_s:.0f} %: job start-ups, snakemake's own"
           f" {full.own_cpu_s or 0:.1f} s)")  # fmt: skip
-    print(f"\nbudgets (performance issue), the floor {floor['cpu_s']:.1f} CPU-s, >= {floor['wall_bound_s']:.1f} s wall:")
-    table_of_budgets = budgets(by_case, floor)
-    for what, measured, target in table_of_budgets:
-        print(f"  {what:50} {measured:7.2f}  target <= {target:g}  {'ok' if measured <= target else 'NOT MET'}")
+    print(f"\nbudgets (performance issue), the floor {floor['cpu_s']:.1f} CPU-s, >= {floor['wall_bound_s']:.1f} s wall (median);")
+    print(f"each the median of its ratio in each of the {args.repeat} rounds, in brackets:")
+    per_round = [budgets({m.case: m for m in r}, f) for r, f in zip(runs, floors)]
+    table_of_budgets = [(what, statistics.median(b[i][1] for b in per_round), target) for i, (what, _, target) in enumerate(per_round[0])]
+    for i, (what, measured, target) in enumerate(table_of_budgets):
+        each = ", ".join(f"{b[i][1]:.2f}" for b in per_round)
+        print(f"  {what:50} {measured:7.2f} [{each}]  target <= {target:g}  {'ok' if measured <= target else 'NOT MET'}")
     out = REPO / "bench" / "results"
     out.mkdir(exist_ok=True)
     report = {"files": files, "raw_bytes": raw_bytes, "cores": args.cores, "repeat": args.repeat, "small": args.small, "scale": args.scale,
               "ratio_full_over_baseline": ratio, "work_cpu_s": base.cpu_s, "orchestration_cpu_s": orchestration,
               "measurements": [asdict(m) for m in table], "floor": floor,
-              "budgets": [{"what": w, "measured": m, "target": t} for w, m, t in table_of_budgets]}  # fmt: skip
+              "floors": floors, "budgets": [{"what": w, "measured": m, "target": t, "rounds": [b[i][1] for b in per_round]}
+                                            for i, (w, m, t) in enumerate(table_of_budgets)]}  # fmt: skip
     path = out / f"bench-{name}-{time.strftime('%Y%m%dT%H%M%S')}.json"
     path.write_text(json.dumps(report, indent=2))
     print(f"written {path}")
