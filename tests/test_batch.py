@@ -4,6 +4,7 @@ the sizes the batch manifests record, and reuse records that are trusted only wh
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import subprocess
 import sys
@@ -129,6 +130,26 @@ def test_a_rerun_reuses_every_whole_output(tree, tmp_path):
     assert again[2].equals(first[2]) and first[2].num_rows == sum(sum(p) for p in first[1]["segment_points"].to_pylist())
 
 
+def test_the_record_files_hold_the_batch_runs_only_and_an_unreadable_one_redoes_them(tree, tmp_path):
+    files, settings = tree
+    out = tmp_path / "out"
+    staged, segmented, points = process_batch(files, *settings(out))
+    records = {stage: out / stage / "_records/batch.json" for stage in ("02_stage", "03_intermediate")}
+    ok = staged.filter(pc.equal(staged["status"], "ok"))
+    assert sorted(json.loads(records["02_stage"].read_text())) == sorted(ok["source_file"].to_pylist())
+    assert sorted(json.loads(records["03_intermediate"].read_text())) == sorted(segmented["source_file"].to_pylist())
+    gone = ok["source_file"][0].as_py()
+    process_batch([f for f in files if f.relative_to(files[0].parents[1]).as_posix() != gone], *settings(out))
+    assert gone not in json.loads(records["02_stage"].read_text()) and len(json.loads(records["02_stage"].read_text())) == ok.num_rows - 1
+    records["02_stage"].write_text('{"cut": [')  # a job killed mid-write cannot do this (atomic), a disk fault can
+    before = mtimes(out / "02_stage/raw_measurements")
+    again = process_batch(files, *settings(out))
+    assert again[0].equals(staged) and again[1].equals(segmented) and again[2].equals(points)
+    after = mtimes(out / "02_stage/raw_measurements")
+    assert all(after[path] != mtime for path, mtime in before.items())  # every run staged again from its raw bytes
+    assert sorted(json.loads(records["02_stage"].read_text())) == sorted(ok["source_file"].to_pylist())
+
+
 def truncated(data: bytes) -> bytes:
     return data[:100]
 
@@ -203,4 +224,5 @@ def test_a_batch_job_never_imports_pandas(tree, tmp_path):
     result = subprocess.run([sys.executable, "-c", script, *arguments], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False True"  # pyarrow in use, no pandas module
     staged = pq.read_table(out / "s.parquet")
-    assert staged.num_rows == len(files) and pq.read_table(out / "g.parquet").num_rows == len(list((out / "03").rglob("_segments.json")))
+    records = json.loads((out / "03/_records" / out.name / "s.json").read_text())  # one entry per segmented run
+    assert staged.num_rows == len(files) and pq.read_table(out / "g.parquet").num_rows == len(records) > 0

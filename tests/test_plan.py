@@ -219,11 +219,14 @@ def tamper_staged_file(results: Path) -> Path:
     data = bytearray(staged.read_bytes())
     data[100:104] = b"\x00\x00\x00\x00" if data[100:104] != b"\x00\x00\x00\x00" else b"\x01\x01\x01\x01"
     staged.write_bytes(bytes(data))
-    record = staged.with_name("_stage.json")
-    document = json.loads(record.read_text())
-    document["outputs"][0][2] = reuse.file_crc(staged)
-    record.write_text(json.dumps(document))
-    return staged
+    for record in results.glob("02_stage/_records/*/*.json"):  # the batch's record file: one entry per run
+        document = json.loads(record.read_text())
+        for entry in document.values():
+            if (record.parent / entry["outputs"][0][0]).resolve() == staged.resolve():
+                entry["outputs"][0][2] = reuse.file_crc(staged)
+                record.write_text(json.dumps(document))
+                return staged
+    raise AssertionError(f"no record vouches for {staged}")
 
 
 @pytest.mark.parametrize(

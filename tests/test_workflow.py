@@ -252,14 +252,14 @@ def test_a_segmentation_setting_that_finds_the_same_segments_repeats_no_staging_
 
 def test_changing_a_segmentation_setting_resegments_without_restaging(workdir):
     workdir.snakemake()
-    staged = workdir.results / "02_stage/raw_measurements"
-    staged_before = snapshot(staged)
+    staged, stage_records = workdir.results / "02_stage/raw_measurements", workdir.results / "02_stage/_records"
+    staged_before, stage_records_before = snapshot(staged), snapshot(stage_records)
     segments_before = snapshot(workdir.results / "03_intermediate/iv_segments")
     workdir.write_config(segmentation={"min_segment_points": 15})  # drops the aborted sweep's 10-point segment
     assert workdir.planned_jobs() == downstream_of_batches(3)
     workdir.snakemake()
     # every staged file and reuse record is untouched: the staging half of each job reused them all
-    assert snapshot(staged) == staged_before
+    assert snapshot(staged) == staged_before and snapshot(stage_records) == stage_records_before and len(stage_records_before) == 3
     assert all(files == staged_files for files, staged_files, _, _ in reuse_counts(workdir))
     counts = dict(zip(segment_manifest(workdir)["source_file"].to_pylist(), segment_manifest(workdir)["n_segments"].to_pylist()))
     assert counts == {**workdir.expected_segments, "2025-09-11/IV2025-09-11_2.csv": 2}

@@ -14,24 +14,31 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from . import iv_segments, stage
+from . import iv_segments, reuse, stage
 
 log = logging.getLogger(__name__)
 
 
-def process_batch(paths: list[Path], staging: stage.StageSettings, segmentation: iv_segments.SegmentSettings) -> tuple[pa.Table, pa.Table, pa.Table]:
+def process_batch(
+    paths: list[Path], staging: stage.StageSettings, segmentation: iv_segments.SegmentSettings, batch_manifest: Path = Path("batch.parquet")
+) -> tuple[pa.Table, pa.Table, pa.Table]:
     """The batch's stage manifest (one row per raw file), segment manifest (one row per staged IV run)
-    and points (every segmented IV row, for the analysis and the figures)."""
+    and points (every segmented IV row, for the analysis and the figures). `batch_manifest`
+    (`…/date=<d>/batch=<b>.parquet`) names the batch's record files (`reuse.records_file`)."""
+    stage_records = reuse.Records(reuse.records_file(staging.out_root, batch_manifest))
+    segment_records = reuse.Records(reuse.records_file(segmentation.out_root, batch_manifest))
     stage_rows, segment_rows, points = [], [], []
     staged_before = segmented_before = 0
     for path in paths:
-        staged = stage.stage_run(path, staging)
+        staged = stage.stage_run(path, staging, stage_records)
         stage_rows.append(staged.row)
         staged_before += staged.reused
         if staged.row["status"] == "ok" and staged.row["proc"] == "IV":
-            segmented = iv_segments.segment_staged(staged, segmentation, points)
+            segmented = iv_segments.segment_staged(staged, segmentation, points, segment_records)
             segment_rows.append(segmented.row)
             segmented_before += segmented.reused
+    stage_records.write()  # after every output they vouch for
+    segment_records.write()
     ok = sum(row["status"] == "ok" for row in stage_rows)
     log.info("reused: %d of %d staged files, the segment files of %d of %d IV runs", staged_before, ok, segmented_before, len(segment_rows))
     all_points = pa.concat_tables(points) if points else iv_segments.POINTS_SCHEMA.empty_table()

@@ -26,12 +26,14 @@ log = logging.getLogger("nanolab")
 def run_stage(args: argparse.Namespace) -> None:
     import pyarrow.compute as pc
 
-    from . import stage
+    from . import reuse, stage
     from .io import write_parquet_atomic
     from .schema import load_schema
 
     settings = stage.StageSettings(args.raw_root, args.out_root, load_schema(args.schema), args.timezone)
-    table = stage.stage_files(args.raw_files + listed_files(args.raw_files_from), settings)
+    records = reuse.Records(reuse.records_file(args.out_root, args.output))
+    table = stage.stage_files(args.raw_files + listed_files(args.raw_files_from), settings, records)
+    records.write()
     rejects = table.filter(pc.equal(table["status"], "reject"))
     for row in rejects.to_pylist():
         log.warning("rejected %s: %s", row["source_file"], row["reason"])
@@ -50,7 +52,7 @@ def run_batch(args: argparse.Namespace) -> None:
     trusted = reuse.trusted(args.check)  # a forced job stages and segments every run from its raw bytes
     staging = stage.StageSettings(args.raw_root, args.stage_root, load_schema(args.schema), args.timezone, trusted)
     segmentation = iv_segments.SegmentSettings(args.segment_root, args.voltage_column, args.dv_threshold, args.min_segment_points, trusted)
-    staged, segmented, points = batch.process_batch(args.raw_files + listed_files(args.raw_files_from), staging, segmentation)
+    staged, segmented, points = batch.process_batch(args.raw_files + listed_files(args.raw_files_from), staging, segmentation, args.stage_output)
     for row in staged.filter(pc.equal(staged["status"], "reject")).to_pylist():
         log.warning("rejected %s: %s", row["source_file"], row["reason"])
     for row in segmented.filter(pc.not_equal(segmented["status"], "ok")).to_pylist():
@@ -69,11 +71,13 @@ def listed_files(path: Path | None) -> list[Path]:
 def run_segment(args: argparse.Namespace) -> None:
     import pyarrow.compute as pc
 
-    from . import iv_segments
+    from . import iv_segments, reuse
     from .io import read_parquet, write_parquet_atomic
 
     settings = iv_segments.SegmentSettings(args.out_root, args.voltage_column, args.dv_threshold, args.min_segment_points)
-    table = iv_segments.segment_runs(read_parquet(args.stage_manifest), settings)
+    records = reuse.Records(reuse.records_file(args.out_root, args.output))
+    table = iv_segments.segment_runs(read_parquet(args.stage_manifest), settings, records)
+    records.write()
     for row in table.filter(pc.not_equal(table["status"], "ok")).to_pylist():
         log.warning("not segmented %s: %s", row["source_file"], row["reason"])
     write_parquet_atomic(table, args.output)
@@ -92,7 +96,7 @@ def merge(
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from . import integrity, iv_segments, manifest, stage
+    from . import integrity, iv_segments, manifest, reuse, stage
     from .io import write_parquet_atomic
 
     schema, dataset, levels_up = {
@@ -114,6 +118,7 @@ def merge(
         raise DamagedOutputs(f"{len(damage)} {kind} outputs listed as ok are missing or damaged (run snakemake again to rebuild them): {named}")
     removed = manifest.prune_orphans(out_root / dataset, manifest.output_folders(table, levels_up), depth=3)
     removed += manifest.prune_stale_batches(out_root / "_batches", set(batch_manifests))
+    removed += manifest.prune_stale_batches(out_root / "_records", {reuse.records_file(out_root, path) for path in batch_manifests}, "*.json")
     if kind == "segment":  # each batch's points file, beside its segment manifest
         points = {out_root / "_points" / Path(path).relative_to(out_root / "_batches") for path in batch_manifests}
         removed += manifest.prune_stale_batches(out_root / "_points", points)

@@ -28,7 +28,6 @@ from .segment import SEGMENT_TYPES, Segment, find_segments
 from .stage import DATA_COLUMNS_KEY, PARTITION_KEYS, RUN_COLUMNS, StagedRun, constant_column, is_disk_full
 
 SEGMENT_DATASET = "iv_segments"
-RECORD = "_segments.json"
 MANIFEST_SCHEMA = pa.schema(
     [
         ("run_id", pa.string()),
@@ -97,7 +96,7 @@ def segment_table(run: pa.Table, segment: Segment) -> pa.Table:
 def replace_run_segments(run_folder: Path, tables: list[pa.Table]) -> list[Written]:
     """Write segment=<k> files, then drop segment folders left from an earlier, longer segmentation."""
     written = [write_parquet(table, run_folder / f"segment={segment_id}" / "part-000.parquet") for segment_id, table in enumerate(tables)]
-    kept = {RECORD} | {w.path.parent.name for w in written}
+    kept = {w.path.parent.name for w in written}
     if run_folder.is_dir():
         for stale in run_folder.iterdir():
             if stale.name not in kept:
@@ -175,13 +174,14 @@ def segment_run(
     staged_crc: str | None = None,
     points: list[pa.Table] | None = None,
     staged_bytes: bytes | None = None,
+    records: reuse.Records | None = None,
 ) -> SegmentedRun:
     """Segment one staged IV run (a stage manifest row) and return its segment manifest row.
 
     `run` is the staged table when the caller still holds it, `staged_bytes` the staged file's bytes
     when the caller read them (otherwise the file is read, once), `staged_crc` the CRC-32 of that file
-    when the caller knows it. The run's rows are appended to `points` when it is given. Segment files
-    already on disk from the same staged bytes with the same segments are kept."""
+    when the caller knows it. The run's rows are appended to `points` when it is given. With `records`,
+    segment files already on disk from the same staged bytes with the same segments are kept."""
     row: dict[str, object] = {key: staged.get(key) for key in ("run_id", "date", "source_file", "start_dt")}
     row["status"] = "reject"
     run_folder = settings.out_root / SEGMENT_DATASET / "proc=IV" / f"date={staged['date']}" / f"run_id={staged['run_id']}"
@@ -199,8 +199,8 @@ def segment_run(
         narrow = source.read([name for name in source.schema.names if name in {settings.voltage_column, *POINT_COLUMNS}])
         voltage = pc.fill_null(narrow[settings.voltage_column], np.nan).to_numpy()
         segments = find_segments(voltage, settings.dv_threshold, settings.min_segment_points)
-        record, record_key = run_folder / RECORD, segments_key(run_folder, f"{staged['output_bytes']}:{crc}", segments)
-        if settings.reuse and segments and (saved := reuse.load(record, record_key)):
+        name, record_key = str(staged["source_file"]), segments_key(run_folder, f"{staged['output_bytes']}:{crc}", segments)
+        if records is not None and settings.reuse and segments and (saved := records.load(name, record_key)):
             if points is not None:
                 points.append(run_points(str(staged["run_id"]), narrow, segments, settings.voltage_column))
             # the record keeps the start time as text: the staged row's own is the typed one
@@ -222,8 +222,8 @@ def segment_run(
             output=str(run_folder) if segments else None,
             segment_bytes=[w.size for w in written],
         )
-        if written:  # a run without segments has no folder (nothing to reuse: finding none is cheap)
-            reuse.save(record, record_key, row, written)
+        if written and records is not None:  # a run without segments has no folder (nothing to reuse: finding none is cheap)
+            records.save(name, record_key, row, written)
     except Exception as error:  # noqa: BLE001 - one bad run must never stop the lab's run
         if isinstance(error, OSError) and is_disk_full(error):
             raise  # a full disk is not the run's fault: the job fails and the rerun segments it
@@ -231,17 +231,19 @@ def segment_run(
     return SegmentedRun(row)
 
 
-def segment_staged(staged: StagedRun, settings: SegmentSettings, points: list[pa.Table] | None = None) -> SegmentedRun:
+def segment_staged(
+    staged: StagedRun, settings: SegmentSettings, points: list[pa.Table] | None = None, records: reuse.Records | None = None
+) -> SegmentedRun:
     """Segment a run just staged: from its table in memory when it was staged fresh, else from its bytes."""
     crc = staged.written.crc if staged.written else None
-    return segment_run(staged.row, settings, staged.table, crc, points, staged.data)
+    return segment_run(staged.row, settings, staged.table, crc, points, staged.data, records)
 
 
 def manifest_table(rows: list[dict[str, object]]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA)
 
 
-def segment_runs(stage_manifest: pa.Table, settings: SegmentSettings) -> pa.Table:
+def segment_runs(stage_manifest: pa.Table, settings: SegmentSettings, records: reuse.Records | None = None) -> pa.Table:
     """Segment every staged IV run listed in a stage batch manifest, reading each staged file back."""
     staged = stage_manifest.filter(pc.and_(pc.equal(stage_manifest["proc"], "IV"), pc.equal(stage_manifest["status"], "ok")))
-    return manifest_table([segment_run(row, settings).row for row in staged.to_pylist()])
+    return manifest_table([segment_run(row, settings, records=records).row for row in staged.to_pylist()])

@@ -159,10 +159,10 @@ def write_manifest(table: pa.Table, path: Path) -> Path:
     return write_parquet_atomic(table, path)
 
 
-def prune_stale_batches(folder: Path, current: set[Path]) -> list[Path]:
-    """Batch manifests of batches that no longer exist (a day vanished or was re-split)."""
+def prune_stale_batches(folder: Path, current: set[Path], pattern: str = "*.parquet") -> list[Path]:
+    """Batch files (manifests, points, records) of batches that no longer exist (a day vanished or was re-split)."""
     keep = {path.resolve() for path in current}
-    stale = [path for path in folder.rglob("*.parquet") if path.resolve() not in keep]
+    stale = [path for path in folder.rglob(pattern) if path.resolve() not in keep]
     for path in stale:
         path.unlink()
     return stale

@@ -39,7 +39,7 @@ def run_in_process(
         segmentation["min_segment_points"],
     )
     if fused:
-        staged, segmented, _ = batch.process_batch(files, stage_settings, segment_settings)
+        staged, segmented, _ = batch.process_batch(files, stage_settings, segment_settings, Path(f"shard={index}-of-{count}.parquet"))
     else:
         staged = stage.stage_files(files, stage_settings)
         segmented = iv_segments.segment_runs(staged, segment_settings)

@@ -80,7 +80,6 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 DATA_COLUMNS_KEY = "nanolab.data_columns"  # Parquet metadata: which columns are measurements (JSON list)
 
 
-RECORD = "_stage.json"
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
@@ -197,17 +196,18 @@ class StagedRun:
         return self.data is not None
 
 
-def stage_file(path: Path, settings: StageSettings) -> dict[str, object]:
+def stage_file(path: Path, settings: StageSettings, records: reuse.Records | None = None) -> dict[str, object]:
     """Stage one raw file and return its manifest row."""
-    return stage_run(path, settings).row
+    return stage_run(path, settings, records).row
 
 
 def output_path(settings: StageSettings, proc: str, day: object, run_id: str) -> Path:
     return settings.out_root / STAGE_DATASET / f"proc={proc}" / f"date={day}" / f"run_id={run_id}" / "part-000.parquet"
 
 
-def stage_run(path: Path, settings: StageSettings) -> StagedRun:
-    """Stage one raw file; every failure becomes a reject row with a readable reason."""
+def stage_run(path: Path, settings: StageSettings, records: reuse.Records | None = None) -> StagedRun:
+    """Stage one raw file; every failure becomes a reject row with a readable reason. With `records`, a
+    run staged before from the same bytes keeps its file, and a run staged now is entered there."""
     source = relative_source(path, settings.raw_root)
     row: dict[str, object] = {"source_file": source, "status": "reject"}
     if is_resource_fork(path.name):
@@ -228,9 +228,9 @@ def stage_run(path: Path, settings: StageSettings) -> StagedRun:
             if spec is None:
                 raise RawFormatError(unknown_procedure(header.procedure))
             output = output_path(settings, spec.name, day, run_id)
-            record, record_key = output.with_name(RECORD), reuse.key(settings.fingerprint, source, reuse.content_id(path))
+            record_key = reuse.key(settings.fingerprint, source, reuse.content_id(path))
             # staged before from these very bytes; whole if its bytes, read once, have the recorded CRC
-            saved = reuse.load(record, record_key, whole=reuse.has_size) if settings.reuse else None
+            saved = records.load(source, record_key, whole=reuse.has_size) if records is not None and settings.reuse else None
             if saved and (data := reuse.read_if_whole(saved.outputs[0])) is not None:
                 return StagedRun(saved.row | {"start_dt": start}, written=saved.outputs[0], data=data)
             # staged now: columns and parameters typed (a reused run's saved row has what they give)
@@ -248,7 +248,8 @@ def stage_run(path: Path, settings: StageSettings) -> StagedRun:
         row.update(rows=rows, null_cells=damage.null_cells, skipped_rows=damage.skipped_rows, output=str(output), output_bytes=written.size)
         row.update(damaged_lines(damage, head, label_offset))
         row.update(status="ok", reason=None)
-        reuse.save(record, record_key, row, [written])
+        if records is not None:
+            records.save(source, record_key, row, [written])
         return StagedRun(row, table, written)
     except RawFormatError as error:
         row["reason"] = str(error)
@@ -314,6 +315,6 @@ def manifest_table(rows: list[dict[str, object]]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA)
 
 
-def stage_files(paths: list[Path], settings: StageSettings) -> pa.Table:
+def stage_files(paths: list[Path], settings: StageSettings, records: reuse.Records | None = None) -> pa.Table:
     """Stage a batch of files; the returned table has exactly one manifest row per input path."""
-    return manifest_table([stage_file(path, settings) for path in paths])
+    return manifest_table([stage_file(path, settings, records) for path in paths])
