@@ -113,7 +113,7 @@ def _record(folder: Path, document: dict, expected_key: str, whole: Callable[[Wr
             return None
         outputs = [Written(folder / name, int(size), str(crc)) for name, size, crc in document["outputs"]]
         row = document["row"]
-    except (AttributeError, ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError):
         return None
     return Record(row, outputs) if all(whole(output) for output in outputs) else None
 
@@ -126,9 +126,9 @@ def records_file(root: Path, batch_manifest: Path) -> Path:
 
 class Records:
     """A batch job's records, one entry per run, in one file: read when the job starts, written when it
-    ends with the entries of this job's runs only. A file per run cost ~0.3 ms CPU to write (~0.1 s of a
-    day's job, ~9 % of a full run); a job killed before the end leaves the previous file, whose entries
-    still hold only where their key and their outputs' sizes and CRCs do."""
+    ends with the entries of this job's runs only. A file per run cost ~0.3 ms CPU to write (a forced day
+    job of 192 files 1.025 -> 0.98 CPU-s); a job killed before the end leaves the previous file, whose
+    entries still hold only where their key and their outputs' sizes and CRCs do."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
