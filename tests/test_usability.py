@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 from nanolab import codehash
 from nanolab.changes import TreeChanges, describe_changes, diff_trees, normalise_root, root_mismatch, tree_after_run
-from nanolab.config import checked_config, coerce_config, validated
+from nanolab.config import checked_config, coerce_config, validated, value_notes
 from nanolab.schema import read_yaml
 from nanolab.synthetic import make_run, render_raw
 from workflow_runner import REPO, Workdir, downstream_of_batches
@@ -95,6 +95,14 @@ def test_days_from_a_comma_list_or_yaml_dates():
 def test_a_wrong_value_names_the_key_the_value_and_the_accepted_form(config, words):
     _, problems = checked_config({"raw_root": "x", **config}, CONFIG_SCHEMA)
     assert len(problems) == 1 and all(word in problems[0] for word in words), problems
+
+
+def test_a_history_order_the_analysis_does_not_fit_is_noted():
+    config = {"analysis": {"poly_orders": [1, 3, 5, 7]}, "lab_analysis": {"history_order": 3}}
+    assert value_notes(config) == []
+    config["analysis"]["poly_orders"] = [1, 5]
+    [note] = value_notes(config)
+    assert "history_order 3 is not among analysis.poly_orders [1, 5]" in note and "{history_order: 5}" in note
 
 
 def test_a_validated_config_is_remembered_only_for_the_same_config_schema_and_version(tmp_path):

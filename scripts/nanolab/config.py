@@ -173,6 +173,19 @@ def value_problems(config: dict) -> list[str]:
     return []
 
 
+def value_notes(config: dict) -> list[str]:
+    """Settings that run but give less than they seem to ask: the chip history shows one polynomial order's
+    hysteresis and coercive field, and the analysis fits only `analysis.poly_orders`."""
+    orders, order = config["analysis"]["poly_orders"], config["lab_analysis"]["history_order"]
+    if order in orders:
+        return []
+    return [
+        f"nanolab: lab_analysis.history_order {order} is not among analysis.poly_orders {orders}: the chip history's"
+        f" hysteresis and coercive-field columns stay empty (add {order} to poly_orders, or pick one of them,"
+        f" e.g. --config 'lab_analysis={{history_order: {orders[-1]}}}')"
+    ]
+
+
 def validated(config: dict, schema_path: str | Path, check: Callable[[dict], dict], memo: Path, version: str) -> dict:
     """`check(config)` (the validation that fills in the schema's defaults, or raises), remembered in `memo`
     for this config, schema, this module and `version` (of `check` and what it calls): a run with the

@@ -21,7 +21,7 @@ from nanolab import (
     jobargs,
     plan,
 )
-from nanolab.config import checked_config, validated
+from nanolab.config import checked_config, validated, value_notes
 from nanolab.plan import Stop
 from nanolab.schema import read_yaml
 
@@ -246,7 +246,7 @@ def print_changes():
         lambda: {n: codehash.rule_closure(c) for n, c in plan.RULE_COMMANDS.items()},
         all_library_versions(),
     )
-    lines += plan.notes(PLAN)
+    lines += plan.notes(PLAN) + value_notes(config)
     logger.info(
         "\n".join(lines)
     )  # snakemake's own stream: before its job list, -n or not
