@@ -16,6 +16,7 @@ import pytest
 from conftest import SCHEMA_FILE
 from nanolab import iv_segments, stage
 from nanolab.batch import process_batch
+from nanolab.schema import load_schema, read_yaml, schema_copy
 from nanolab.synthetic import write_lab_tree
 
 SEGMENT_COLUMNS = {"segment_id", "segment_type", "point_in_segment"}
@@ -212,17 +213,20 @@ def test_a_new_segmentation_setting_resegments_from_the_reused_staged_files(tree
     assert not list((tmp_path / "out/03_intermediate").rglob("*.parquet"))  # stale segments removed
 
 
-def test_a_batch_job_never_imports_pandas(tree, tmp_path):
-    """pyarrow would import pandas (~0.5 s CPU per job) on its first conversion of a Python object."""
+def test_a_batch_job_never_imports_pandas_nor_pyyaml(tree, tmp_path):
+    """pyarrow would import pandas (~0.5 s CPU per job) on its first conversion of a Python object; the
+    procedure schema reaches the job as the workflow's JSON copy, read without PyYAML (~15 ms)."""
     files, _ = tree
     out = tmp_path / "out"
-    arguments = ["batch", "--raw-root", str(files[0].parents[1]), "--schema", str(SCHEMA_FILE), "--timezone", "America/Santiago",
+    copy = schema_copy(read_yaml(SCHEMA_FILE), tmp_path / "schema")
+    assert repr(load_schema(copy)) == repr(load_schema(SCHEMA_FILE))  # as in the staging reuse keys
+    arguments = ["batch", "--raw-root", str(files[0].parents[1]), "--schema", str(copy), "--timezone", "America/Santiago",
                  "--stage-root", str(out / "02"), "--segment-root", str(out / "03"), "--voltage-column", "vsd_V",
                  "--dv-threshold", "0.001", "--min-segment-points", "5", "--stage-output", str(out / "s.parquet"),
                  "--segment-output", str(out / "g.parquet"), "--points-output", str(out / "p.parquet"), "--", *map(str, files)]  # fmt: skip
-    script = "import sys; from nanolab.cli import main; main(sys.argv[1:]); print('pandas' in sys.modules, 'pyarrow' in sys.modules)"
+    script = "import sys; from nanolab.cli import main; main(sys.argv[1:]); print(*(name in sys.modules for name in ('pandas', 'pyarrow', 'yaml')))"
     result = subprocess.run([sys.executable, "-c", script, *arguments], capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == "False True"  # pyarrow in use, no pandas module
+    assert result.stdout.strip() == "False True False"  # pyarrow in use, no pandas or yaml module
     staged = pq.read_table(out / "s.parquet")
     records = json.loads((out / "03/_records" / out.name / "s.json").read_text())  # one entry per segmented run
     assert staged.num_rows == len(files) and pq.read_table(out / "g.parquet").num_rows == len(records) > 0

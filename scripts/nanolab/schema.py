@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
+from .jobargs import write_once
 
 PARAMETER_TYPES = ("float", "float_no_unit", "int", "bool", "str", "datetime")
 _NOT_ALNUM = re.compile(r"[^0-9a-z]+")
@@ -75,15 +77,25 @@ def parse_schema(document: dict) -> LabSchema:
     return LabSchema(procedures)
 
 
-# libyaml's parser where PyYAML was built with it: the procedure schema loads in 4 ms instead of 36 ms
-# (every batch job), the config schema in 1.4 ms instead of 13 ms (every snakemake start). Same safe types.
-SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
 def read_yaml(path: str | Path) -> object:
+    """libyaml's parser where PyYAML was built with it: the config schema loads in 1.4 ms instead of 13 ms
+    (every snakemake start). Same safe types."""
+    import yaml  # ~15 ms: not in the jobs, which read the procedure schema's JSON copy (`load_schema`)
+
     with open(path, encoding="utf-8") as handle:
-        return yaml.load(handle, Loader=SAFE_LOADER)
+        return yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
 def load_schema(path: str | Path) -> LabSchema:
+    """From procedures.yaml, or from the JSON copy of it the workflow gives its batch jobs (`schema_copy`)."""
+    if Path(path).suffix == ".json":
+        with open(path, encoding="utf-8") as handle:
+            return parse_schema(json.load(handle))
     return parse_schema(read_yaml(path))
+
+
+def schema_copy(document: dict, folder: Path) -> Path:
+    """The parsed procedure schema as JSON in `folder`, named by its content (written once): a batch job
+    reads it without importing PyYAML (~15 ms CPU a job), and a changed schema is a new input file."""
+    text = json.dumps(document)  # in the YAML's order: the parsed schema's repr is part of every staging reuse key
+    return write_once(folder / f"procedures_{hashlib.blake2b(text.encode(), digest_size=8).hexdigest()}.json", text)

@@ -23,7 +23,7 @@ from nanolab import (
 )
 from nanolab.config import checked_config, validated, value_notes
 from nanolab.plan import Stop
-from nanolab.schema import read_yaml
+from nanolab.schema import read_yaml, schema_copy
 
 CONFIG_SCHEMA = Path(workflow.basedir, "workflow/schemas/config.schema.yaml")
 RESULTS = Path("results")
@@ -77,11 +77,13 @@ def checked_raw_root(raw_root):
     return Path(normalised)
 
 
-def procedures(schema_file):
-    """The procedure names the schema knows: a file of another procedure is a reject, no job."""
+def procedure_schema(schema_file):
+    """The procedure schema as parsed, and the JSON copy of it the batch jobs read (named by its content:
+    no PyYAML import in each job, ~15 ms); or a stop naming the file and the setting."""
     try:
-        return plan.schema_procedures(read_yaml(schema_file))
-    except (OSError, ValueError) as error:
+        document = read_yaml(schema_file)
+        return document, str(schema_copy(document, LISTS / "schema"))
+    except (OSError, ValueError, TypeError) as error:
         raise Stop(
             f"procedure_schema {schema_file} cannot be read ({error}); set procedure_schema in config.yaml"
         ) from None
@@ -93,6 +95,7 @@ SEGMENTS = plan.SEGMENTS
 ANALYSIS = plan.ANALYSIS
 REPORT = plan.REPORT
 SCHEMA_FILE = str(Path(workflow.basedir, config["procedure_schema"]))
+SCHEMA_DOCUMENT, SCHEMA_COPY = procedure_schema(SCHEMA_FILE)
 # The lab analysis (issue 20) is one job over every day (backward subtraction, coercive field, chip
 # history) and one figure job.
 LAB_ANALYSIS_MANIFEST = f"{ANALYSIS}/_batches/lab_analysis.parquet"
@@ -114,7 +117,7 @@ PLAN = plan.build(
     RAW_ROOT,
     Path.cwd() / RESULTS,
     catalog.scan(RAW_ROOT, config["timezone"], LISTS / "raw_catalog.json"),
-    procedures(SCHEMA_FILE),
+    plan.schema_procedures(SCHEMA_DOCUMENT),
     config["batch_size"],
     config["days"],
 )
@@ -281,8 +284,13 @@ def record_build():
     keep = {str(raw_list_path(day, label)) for day, label in ALL_BATCHES}
     jobargs.remove_others(
         LISTS,
-        {"raw_lists": "*.json", "undated": "*.json", "args": "*/*.args"},
-        keep | {UNDATED_LIST} | all_args_files(),
+        {
+            "raw_lists": "*.json",
+            "undated": "*.json",
+            "args": "*/*.args",
+            "schema": "*.json",
+        },
+        keep | {UNDATED_LIST, SCHEMA_COPY} | all_args_files(),
     )
 
 

@@ -4,7 +4,7 @@ rule stage_batch:
     per segment under iv_segments/, one manifest row per IV run). One job for both: a job start-up
     costs ~0.3 s CPU, and a run staged fresh is segmented from memory, not read back."""
     input:
-        schema=SCHEMA_FILE,
+        schema=SCHEMA_COPY,
         args=get_stage_args,
         check=get_stage_output_check,
     output:
