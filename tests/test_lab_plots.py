@@ -10,6 +10,7 @@ import re
 import numpy as np
 import pyarrow as pa
 import pytest
+from matplotlib.colors import to_rgba
 from matplotlib.text import Text
 from nanolab.chips import chip_label
 from nanolab.lab_plots import chip_figure, day_figure, draw_chip, draw_day
@@ -124,6 +125,28 @@ def test_the_chip_figure_names_the_chip_by_chip_label_and_has_readable_axes(tmp_
         labels = [t.get_text() for t in ax.xaxis.get_ticklabels() if t.get_text()]
         assert labels and all(re.fullmatch(r"\d\d (Sep|Oct)", text) for text in labels), labels
         assert ax.get_xlabel() == "date (2025)"
+
+
+def test_every_v_max_group_of_the_history_has_its_own_colour_in_both_panels(tmp_path):
+    """Nine groups (0-8 V, as the lab's V_max sweeps give): the palette of the chips has eight colours, so
+    0 V and 8 V shared one; the history uses the day figures' ordered V_max colours instead."""
+    base = history()
+    days = base["date"].to_pylist()[:2]
+    rows = [(d, float(v)) for d in days for v in range(9)]
+    table = pa.table(
+        {
+            "date": [d for d, _ in rows], "chip_group": ["Alisson"] * len(rows), "chip_number": [67] * len(rows),
+            "v_max_V": [v for _, v in rows], "resistance_MOhm": [10.0 + v for _, v in rows],
+            "hysteresis_mean_nA": [1e-3 * (v + 1) for _, v in rows], "hysteresis_order": [3] * len(rows),
+        }
+    )  # fmt: skip
+    figure = draw_chip("Alisson 67", coercive([2e-7, 5e-7]), table)
+    drawn(figure, tmp_path)
+    _, _, resistance, hysteresis = figure.axes
+    colours = [to_rgba(line.get_color()) for line in resistance.lines]
+    assert len(set(colours)) == len(colours) == 9
+    assert [to_rgba(line.get_color()) for line in hysteresis.lines] == colours
+    assert [t.get_text() for t in resistance.get_legend().get_texts()] == [f"{v} V" for v in range(9)]
 
 
 @pytest.mark.parametrize(

@@ -30,7 +30,7 @@ from .io import read_parquet
 from .jobargs import JobArgumentParser
 from .lab_analysis_job import HISTORY
 from .nopandas import without_pandas
-from .plots import CHIP_COLOURS, DPI, DayCanvas, current_scale, link_or_copy, remove_drawn, save_png, si_unit  # plots selects Agg first
+from .plots import CHIP_COLOURS, DPI, DayCanvas, current_scale, link_or_copy, remove_drawn, save_png, si_unit, vmax_colours  # plots selects Agg first
 from .subtraction import COERCIVE, SUBTRACTED, key_columns
 from .subtraction import chip_label as chip_key
 
@@ -201,9 +201,8 @@ def draw_chip(label: str, coercive: pa.Table, history: pa.Table, reused: Reused 
     dates = np.array(history["date"].to_pylist(), dtype="datetime64[D]") if history.num_rows else np.zeros(0, "datetime64[D]")
     hysteresis_A = _values(history, "hysteresis_mean_nA") * 1e-9
     h_scale, h_unit = current_scale(hysteresis_A)
-    for k, group in enumerate(sorted(set(history["v_max_V"].to_pylist()) - {None})):
+    for group, colour in vmax_colours(history).items():  # as in the day figures: ordered, distinct for any number of groups
         at = np.flatnonzero(_values(history, "v_max_V") == group)
-        colour = CHIP_COLOURS[k % len(CHIP_COLOURS)]
         resistance.plot(dates[at], _values(history, "resistance_MOhm")[at], "o-", ms=3, lw=0.8, color=colour, label=f"{group:g} V")
         hysteresis.plot(dates[at], hysteresis_A[at] / h_scale, "o-", ms=3, lw=0.8, color=colour)
     resistance.set_ylabel("R (MΩ)")
