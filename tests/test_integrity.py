@@ -364,11 +364,14 @@ def test_a_reuse_record_is_not_trusted_for_a_damaged_output(tmp_path):
     truncate(staged_files(wd, "2025-09-10")[0])
     truncate(sorted((wd.results / SEGMENTS / "date=2025-09-10").rglob("part-000.parquet"))[-1])
     batch = "date=2025-09-10/batch=1-of-1.parquet"
+    args = (wd.path / ".snakemake/nanolab/args/stage_batch").glob("2025-09-10_*.args")
+    code = next(iter(args)).read_text().split("--code\n")[1].splitlines()[0]  # the code fingerprints the workflow gave the job
     for command in (
         ["stage", "--raw-root", str(raw), "--out-root", "results/02_stage", "--schema", str(REPO / "workflow/schemas/procedures.yaml"),
-         "--timezone", "America/Santiago", "--output", f"results/02_stage/_batches/{batch}", "--", *sorted(map(str, (raw / "2025-09-10").iterdir()))],
+         "--timezone", "America/Santiago", "--output", f"results/02_stage/_batches/{batch}", "--code", code,
+         "--", *sorted(map(str, (raw / "2025-09-10").iterdir()))],
         ["segment", "--stage-manifest", f"results/02_stage/_batches/{batch}", "--out-root", "results/03_intermediate", "--voltage-column", "vsd_V",
-         "--dv-threshold", "0.001", "--min-segment-points", "5", "--output", f"results/03_intermediate/_batches/{batch}"],
+         "--dv-threshold", "0.001", "--min-segment-points", "5", "--output", f"results/03_intermediate/_batches/{batch}", "--code", code],
     ):  # fmt: skip
         subprocess.run([sys.executable, "-m", "nanolab", *command], cwd=wd.path, check=True, capture_output=True)
     assert_same_results(wd.results, clean.results)

@@ -17,6 +17,7 @@ import pytest
 from nanolab import catalog, outputs, plan, reuse
 from nanolab.schema import read_yaml
 from nanolab.synthetic import make_run, render_raw
+from nanolab.versions import library_versions
 from workflow_runner import REPO, Workdir
 
 SANTIAGO_NOON = {"2025-09-10": 1757516400.0, "2025-09-11": 1757602800.0}
@@ -97,20 +98,38 @@ def test_the_days_with_tables_and_figures_are_the_days_segment_manifests_list():
 
 
 def test_library_versions_name_python_and_each_library():
-    versions = plan.library_versions(("numpy", "surely-not-installed"))
+    versions = library_versions(("numpy", "surely-not-installed"))
     assert versions["python"] == ".".join(map(str, sys.version_info[:3]))
     assert versions["numpy"] == np.__version__ and versions["surely-not-installed"] == "not installed"
 
 
 def test_a_forced_check_file_turns_reuse_off(tmp_path):
     check = write(tmp_path / "check.txt", "whole\n")
-    assert reuse.trusted([check]) and reuse.trusted(None)
+    assert reuse.engine({}, "stage", [check]).trusts() and reuse.engine({}, "stage", None).trusts("2025-09-10")
     from nanolab import integrity
 
     integrity.write_forced(check)
-    assert not reuse.trusted([check])
+    forced = reuse.engine({}, "stage", [check])
+    assert not forced.trusts() and not forced.trusts("2025-09-10")
     integrity.write_check(check, [])  # the next run's check: whole again, mtime 0
-    assert reuse.trusted([check]) and check.stat().st_mtime_ns == 0
+    assert reuse.engine({}, "stage", [check]).trusts() and check.stat().st_mtime_ns == 0
+
+
+def test_a_force_of_some_days_turns_reuse_off_for_those_days_only(tmp_path):
+    check = write(tmp_path / "check.txt", "whole\n")
+    from nanolab import integrity
+
+    integrity.write_forced(check, {"2025-09-11", "2025-09-10"})
+    forced = reuse.engine({"stage": "abc"}, "stage", [check])
+    assert forced.code == "abc" and forced.forced == {"2025-09-10", "2025-09-11"}
+    assert not forced.trusts("2025-09-10") and not forced.trusts("2025-09-11") and not forced.trusts()  # no day: any force
+    assert forced.trusts("2025-09-12")
+
+
+def test_a_reuse_key_changes_with_its_code_fingerprint_and_parts():
+    assert reuse.Engine("abc").key("x") == reuse.Engine("abc").key("x")
+    assert reuse.Engine("abc").key("x") != reuse.Engine("abd").key("x")
+    assert reuse.Engine("abc").key("x") != reuse.Engine("abc").key("y")
 
 
 def test_every_rule_with_an_arguments_file_runs_the_command_the_plan_names():

@@ -359,6 +359,48 @@ def test_editing_the_package_reruns_the_rules_whose_code_changed(built, tmp_path
     assert built.planned_jobs() == downstream_of_batches(2)
 
 
+def files_of(results: Path, folder: str) -> dict[str, tuple[int, bytes]]:
+    """{path: (mtime, bytes)} of the data files under `results/<folder>` (no reuse records)."""
+    found = (p for p in (results / folder).rglob("*") if p.is_file() and p.suffix in (".parquet", ".png", ".csv") and "_records" not in str(p))
+    return {str(p.relative_to(results)): (p.stat().st_mtime_ns, p.read_bytes()) for p in found}
+
+
+@pytest.mark.parametrize(
+    ("module", "reruns", "untouched", "rewritten"),
+    [
+        # segmentation code: re-segments and what follows, never restages (every staged file byte- and mtime-identical)
+        (
+            "segment.py",
+            {"stage_batch", "analyse_month", "iv_figures", "lab_analysis", "lab_figures"},
+            ["02_stage/raw_measurements"],
+            ["03_intermediate/iv_segments"],
+        ),
+        # DAG-time modules: no job at all, so no analysis or figure job
+        ("plan.py", set(), ["02_stage", "03_intermediate", "04_analysis", "04_report"], []),
+        ("catalog.py", set(), ["02_stage", "03_intermediate", "04_analysis", "04_report"], []),
+        # the analysis: it and what depends on it, nothing upstream
+        ("analysis.py", {"analyse_month", "iv_figures", "lab_analysis", "lab_figures"}, ["02_stage", "03_intermediate"], ["04_analysis/iv_stats"]),
+    ],
+)
+def test_a_code_change_reruns_exactly_the_jobs_and_outputs_of_that_code(built, tmp_path, monkeypatch, module, reruns, untouched, rewritten):
+    package = tmp_path / "pkg"
+    shutil.copytree(codehash.PACKAGE_DIR, package / "nanolab", ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setenv("PYTHONPATH", str(package))  # snakemake and its jobs import this copy
+    before = {folder: files_of(built.results, folder) for folder in untouched + rewritten}
+    assert all(before.values())
+    with open(package / "nanolab" / module, "a") as handle:
+        handle.write("\nCHANGED = 1  # a one-line change\n")
+    planned = built.planned_jobs()
+    assert set(planned) - {"manifests", "landing_page", "all"} == reruns
+    built.snakemake()
+    for folder in untouched:
+        assert files_of(built.results, folder) == before[folder], folder
+    for folder in rewritten:
+        after = files_of(built.results, folder)
+        assert after.keys() == before[folder].keys() and all(after[p][0] != before[folder][p][0] for p in after), folder
+    assert built.planned_jobs() == {}
+
+
 def test_one_day_is_reprocessed_without_touching_the_others(built):
     for day in SANTIAGO_NOON:
         path = built.raw_root / day / f"IV{day}_1.csv"
@@ -373,6 +415,22 @@ def test_one_day_is_reprocessed_without_touching_the_others(built):
     err = output_of(built.snakemake("-n"))
     assert "1 edited" in err and "edited: 2025-09-11/IV2025-09-11_1.csv" in err  # the other day still waits
     assert built.planned_jobs()["stage_batch"] == 1
+
+
+def test_forcing_one_day_rewrites_that_days_files_and_leaves_every_other_days_untouched(built):
+    def of_day(day: str) -> dict[str, int]:
+        found = (p for p in built.results.rglob("*") if p.is_file() and f"date={day}" in str(p) and not {"_records", "_drawn"} & set(p.parts))
+        return {str(p.relative_to(built.results)): p.stat().st_mtime_ns for p in found}
+
+    forced, other = of_day("2025-09-10"), of_day("2025-09-11")
+    kinds = {path.split("/")[1] for path in other}
+    assert {"raw_measurements", "iv_segments", "iv_stats", "hysteresis_subtracted", "chip_history", "iv_days", "lab_days"} <= kinds
+    built.snakemake("--forceall", "--config", "days=2025-09-10")
+    assert of_day("2025-09-11") == other  # month and lab jobs ran, but redid only the forced day
+    after = of_day("2025-09-10")
+    redone = [p for p in after if not p.startswith("04_report/tables/")]  # pages are made every run, written when they change
+    assert after.keys() == forced.keys() and redone and all(after[p] != forced[p] for p in redone)
+    assert built.planned_jobs() == {}
 
 
 def test_no_rule_has_params_snakemake_would_compare(built):
@@ -391,10 +449,9 @@ def test_a_days_run_leaves_other_months_alone_and_the_next_full_run_has_nothing_
         write_run(wd.raw_root / day / f"IV{day}_1.csv", "IV", noon, 67)
     wd.write_config()
     wd.snakemake()
-    lab_tables = tuple(f"04_analysis/{kind}/" for kind in ("hysteresis_subtracted", "coercive_field", "chip_history"))
 
-    def august() -> dict[str, int]:  # the lab tables are one job of every day: forced, it redoes them all
-        return {p: m for p, m in parquet_files(wd.results).items() if "2025-08" in p and not p.startswith(lab_tables)}
+    def august() -> dict[str, int]:  # the lab tables are one job of every day: forced, it redoes the forced days only
+        return {p: m for p, m in parquet_files(wd.results).items() if "2025-08" in p}
 
     before = august()
     assert any(p.startswith("04_analysis/iv_stats/date=2025-08") for p in before) and any("03_intermediate" in p for p in before)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import defaultdict
+from functools import partial
 from pathlib import Path
 
 import pyarrow as pa
@@ -18,6 +19,7 @@ import pyarrow.compute as pc
 
 from . import outputs, reuse
 from .analysis import DAY_KINDS, AnalysisSettings, analyse_day
+from .atomic import Written
 from .io import read_parquet, write_parquet, write_parquet_atomic
 from .iv_segments import POINTS_SCHEMA
 from .jobargs import JobArgumentParser
@@ -61,35 +63,40 @@ def analyse_days(
     out_root: Path,
     settings: AnalysisSettings,
     days: list[str] | None = None,
-    trusted: bool = True,
+    engine: reuse.Engine = reuse.IN_PROCESS,
     excluded: dict[str, list[str]] | None = None,
 ) -> pa.Table:
     """Analyse each of `days` (default: each day found in `points_files`), without the runs `excluded`
     names for it (copies of other raw files, with analysis.exclude_duplicates); one manifest row per day
-    and kind. A day's record is reused only when `trusted` (not in a forced job)."""
+    and kind. A day made before from these very points, settings and code keeps its tables (`engine`)."""
     rows: list[dict] = []
     points_of = points_by_day(points_files)
+    records = reuse.Folder(out_root / "_records")
     for day in points_of if days is None else days:
         paths = points_of.get(day, [])
         left_out = sorted((excluded or {}).get(day, []))
-        record = out_root / "_records" / f"date={day}.json"
-        record_key = reuse.key(repr(settings), day, *left_out, *(reuse.content_id(path) for path in paths))
-        if trusted and (saved := reuse.load(record, record_key)):
-            rows += saved.row["outputs"]  # made before from these very points with these settings, and whole
-            continue
-        points = read_points(paths)
-        if left_out:
-            points = points.filter(pc.invert(pc.is_in(points["run_id"], pa.array(left_out, pa.string()))))
-        tables = analyse_day(points, settings)
-        outputs, written = [], []
-        for kind in DAY_KINDS:
-            written.append(write_parquet(tables[kind], out_root / kind / f"date={day}" / "part-000.parquet"))
-            outputs.append(
-                {"date": day, "kind": kind, "rows": tables[kind].num_rows, "output": str(written[-1].path), "output_bytes": written[-1].size}
-            )
-        reuse.save(record, record_key, {"outputs": outputs}, written)
-        rows += outputs
+        record_key = engine.key(repr(settings), day, *left_out, *(reuse.content_id(path) for path in paths))
+        make = partial(analyse_and_write, paths, left_out, settings, out_root, day)
+        row, _ = engine.reuse_or_make(records, f"date={day}", record_key, make, day)
+        rows += row["outputs"]
     return pa.Table.from_pylist(rows, schema=ANALYSIS_SCHEMA)
+
+
+def analyse_and_write(paths: list[Path], left_out: list[str], settings: AnalysisSettings, out_root: Path, day: str) -> tuple[dict, list[Written]]:
+    points = read_points(paths)
+    if left_out:
+        points = points.filter(pc.invert(pc.is_in(points["run_id"], pa.array(left_out, pa.string()))))
+    return write_day_tables(analyse_day(points, settings), out_root, day, DAY_KINDS)
+
+
+def write_day_tables(tables: dict[str, pa.Table], out_root: Path, day: str, kinds: tuple[str, ...]) -> tuple[dict, list[Written]]:
+    """A day's tables, one Parquet per kind (`<out_root>/<kind>/date=<day>/part-000.parquet`), and their
+    manifest rows (the record's row) with what was written."""
+    outputs, written = [], []
+    for kind in kinds:
+        written.append(write_parquet(tables[kind], out_root / kind / f"date={day}" / "part-000.parquet"))
+        outputs.append({"date": day, "kind": kind, "rows": tables[kind].num_rows, "output": str(written[-1].path), "output_bytes": written[-1].size})
+    return {"outputs": outputs}, written
 
 
 def fits_table(manifest: pa.Table) -> pa.Table:
@@ -116,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--group-by", choices=("chip", "day"), required=True)
     parser.add_argument("--exclude-runs", default="[]", help="JSON [{run_id, date}]: runs the analysis leaves out (copies of other raw files)")
     parser.add_argument("--segment-manifests", type=Path, nargs="*", help="the month's segment batch manifests: which days are analysed")
-    parser.add_argument("--check", type=Path, nargs="*", help="the job's check files: a forced job reuses nothing")
+    reuse.add_arguments(parser)
     parser.add_argument("points", type=Path, nargs="*", help="the month's iv_points batch files")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -125,7 +132,7 @@ def main(argv: list[str] | None = None) -> None:
     for run in json.loads(args.exclude_runs):
         excluded[run["date"]].append(run["run_id"])
     days = None if args.segment_manifests is None else analysed_days(args.segment_manifests)
-    manifest = analyse_days(args.points, args.out_root, settings, days, reuse.trusted(args.check), excluded)
+    manifest = analyse_days(args.points, args.out_root, settings, days, reuse.engine(args.code, "analysis", args.check), excluded)
     write_parquet_atomic(manifest, args.manifest)
     write_csv(fits_table(manifest), args.fits_table)
     log.info("analysed %d days", len(set(manifest["date"].to_pylist())))

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from .catalog import RawFile
-from .plan import ANALYSIS, REPORT, RULE_COMMANDS, Plan, describe_versions
+from .plan import ANALYSIS, REPORT, REUSE_CODE, RULE_COMMANDS, Plan
+from .versions import describe_versions
 
 Config = Mapping[str, Any]  # the config after the schema check (typed values, defaults filled in)
 Args = list[object]  # one argument per line of the file (str() of each)
@@ -23,6 +24,12 @@ Duplicates = list[dict[str, str]]  # catalog.duplicates: every copy and the file
 def file_comment(rule: str, label: str, code_version: str, versions: dict[str, str]) -> str:
     """An arguments file's first line: which job it is for and what made it (its code, its libraries)."""
     return f"{rule} {label}; code of {RULE_COMMANDS[rule]}: {code_version}; {describe_versions(versions)}"
+
+
+def code_args(rule: str, code_versions: Mapping[str, str]) -> Args:
+    """A reusing job's `--code`: {kind: fingerprint of the module computing that output} (`REUSE_CODE`)."""
+    kinds = REUSE_CODE.get(rule)
+    return ["--code", json.dumps({kind: code_versions[module] for kind, module in kinds.items()}, sort_keys=True)] if kinds else []
 
 
 def raw_list_text(raw_root: Path, files: list[RawFile]) -> str:

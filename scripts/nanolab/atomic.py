@@ -6,6 +6,7 @@ and importing pyarrow and numpy costs every snakemake start ~0.17 s."""
 from __future__ import annotations
 
 import os
+import shutil
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +52,32 @@ def write_bytes_atomic(data: pa.Buffer | bytes, path: Path, private: bool = Fals
 
 def write_text_atomic(path: Path, text: str, private: bool = False) -> Path:
     return write_bytes_atomic(text.encode("utf-8"), Path(path), private).path
+
+
+def link_or_copy(source: Path, target: Path) -> Path:
+    """`target` with the bytes of `source`: a hard link (no copy, the same mtime: a kept output linked
+    into a folder Snakemake emptied is not rewritten), or a copy where links are not allowed."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = temporary_for(target)
+    temporary.unlink(missing_ok=True)
+    try:
+        os.link(source, temporary)
+    except OSError:
+        shutil.copyfile(source, temporary)
+    os.replace(temporary, target)
+    return target
+
+
+def write_kept(data: bytes, kept: Path, target: Path) -> Path:
+    """`target` with `data`, linked from `kept`, which is written only when its bytes differ: a page whose
+    content is unchanged keeps its mtime although Snakemake emptied the declared folder holding it."""
+    try:
+        unchanged = kept.read_bytes() == data
+    except OSError:
+        unchanged = False
+    if not unchanged:
+        write_bytes_atomic(data, kept)
+    return link_or_copy(kept, target)
 
 
 def file_crc(path: Path) -> str:

@@ -25,11 +25,9 @@ from typing import NamedTuple
 from .atomic import write_text_atomic
 from .header import HEADER_BYTES, RawFormatError, split_raw
 from .identity import date_from_path, make_run_id, parse_start_time, resolve_date
+from .rawfiles import NO_DATA_ROWS, OUTSIDE_ROOT, RESOURCE_FORK, escapes_root, is_resource_fork, unknown_procedure
 
 CACHE_VERSION = 6  # 6: date_origin; a header without data rows is a reject
-RESOURCE_FORK = "macOS resource fork (._ file), not a measurement"
-OUTSIDE_ROOT = "symlink to a file outside raw_root: not read"
-NO_DATA_ROWS = "header but no data rows"
 CHUNK_BYTES = 1 << 20
 
 
@@ -45,26 +43,9 @@ class RawFile(NamedTuple):  # built ~10,000 times from the cache each run: a tup
     date_origin: str | None = None  # meta | path | mtime: where `date` came from
 
 
-def unknown_procedure(name: str) -> str:
-    """The reject reason of a procedure the schema does not know (the catalog's and the stage job's)."""
-    return f"unknown procedure {name!r} (not in the procedure schema)"
-
-
 def is_raw_csv(name: str) -> bool:
     """CSV files that are not hidden. macOS `._` resource forks are listed so the manifest shows them skipped."""
     return name.lower().endswith(".csv") and (not name.startswith(".") or is_resource_fork(name))
-
-
-def is_resource_fork(name: str) -> bool:
-    return name.startswith("._")
-
-
-def escapes_root(path: Path, raw_root: Path) -> bool:
-    """A symlink whose target lies outside raw_root: never read (policy: raw_root bounds what we touch)."""
-    if not path.is_symlink():
-        return False
-    target = Path(os.path.realpath(path))  # unlike Path.resolve, never raises on a symlink loop
-    return not target.is_relative_to(os.path.realpath(raw_root))
 
 
 def find_raw_files(raw_root: Path) -> list[str]:

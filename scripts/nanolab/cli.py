@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from . import reuse
 from .jobargs import JobArgumentParser
 from .nopandas import without_pandas
 
@@ -26,11 +27,12 @@ log = logging.getLogger("nanolab")
 def run_stage(args: argparse.Namespace) -> None:
     import pyarrow.compute as pc
 
-    from . import reuse, stage
+    from . import stage
     from .io import write_parquet_atomic
     from .schema import load_schema
 
-    settings = stage.StageSettings(args.raw_root, args.out_root, load_schema(args.schema), args.timezone)
+    engine = reuse.engine(args.code, "stage", args.check)
+    settings = stage.StageSettings(args.raw_root, args.out_root, load_schema(args.schema), args.timezone, engine)
     records = reuse.Records(reuse.records_file(args.out_root, args.output))
     table = stage.stage_files(args.raw_files + listed_files(args.raw_files_from), settings, records)
     records.write()
@@ -45,13 +47,13 @@ def run_batch(args: argparse.Namespace) -> None:
     """Stage a batch and segment its IV runs: the workflow's one job per (day, batch)."""
     import pyarrow.compute as pc
 
-    from . import batch, iv_segments, reuse, stage
+    from . import batch, iv_segments, stage
     from .io import write_parquet_atomic
     from .schema import load_schema
 
-    trusted = reuse.trusted(args.check)  # a forced job stages and segments every run from its raw bytes
-    staging = stage.StageSettings(args.raw_root, args.stage_root, load_schema(args.schema), args.timezone, trusted)
-    segmentation = iv_segments.SegmentSettings(args.segment_root, args.voltage_column, args.dv_threshold, args.min_segment_points, trusted)
+    stage_engine, segment_engine = (reuse.engine(args.code, kind, args.check) for kind in ("stage", "segments"))
+    staging = stage.StageSettings(args.raw_root, args.stage_root, load_schema(args.schema), args.timezone, stage_engine)
+    segmentation = iv_segments.SegmentSettings(args.segment_root, args.voltage_column, args.dv_threshold, args.min_segment_points, segment_engine)
     staged, segmented, points = batch.process_batch(args.raw_files + listed_files(args.raw_files_from), staging, segmentation, args.stage_output)
     for row in staged.filter(pc.equal(staged["status"], "reject")).to_pylist():
         log.warning("rejected %s: %s", row["source_file"], row["reason"])
@@ -71,10 +73,11 @@ def listed_files(path: Path | None) -> list[Path]:
 def run_segment(args: argparse.Namespace) -> None:
     import pyarrow.compute as pc
 
-    from . import iv_segments, reuse
+    from . import iv_segments
     from .io import read_parquet, write_parquet_atomic
 
-    settings = iv_segments.SegmentSettings(args.out_root, args.voltage_column, args.dv_threshold, args.min_segment_points)
+    engine = reuse.engine(args.code, "segments", args.check)
+    settings = iv_segments.SegmentSettings(args.out_root, args.voltage_column, args.dv_threshold, args.min_segment_points, engine)
     records = reuse.Records(reuse.records_file(args.out_root, args.output))
     table = iv_segments.segment_runs(read_parquet(args.stage_manifest), settings, records)
     records.write()
@@ -96,7 +99,7 @@ def merge(
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from . import integrity, iv_segments, manifest, reuse, stage
+    from . import integrity, iv_segments, manifest, stage
     from .io import write_parquet_atomic
 
     schema, dataset, levels_up = {
@@ -185,6 +188,7 @@ def parser() -> argparse.ArgumentParser:
     add_raw_files(p)
     p.add_argument("--out-root", type=Path, required=True, help="results/02_stage")
     p.add_argument("--output", type=Path, required=True, help="batch manifest Parquet")
+    reuse.add_arguments(p)
     p.set_defaults(run=run_stage)
 
     p = commands.add_parser("segment", help="segment the staged IV runs of one batch")
@@ -192,6 +196,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out-root", type=Path, required=True, help="results/03_intermediate")
     add_segmentation_settings(p)
     p.add_argument("--output", type=Path, required=True)
+    reuse.add_arguments(p)
     p.set_defaults(run=run_segment)
 
     p = commands.add_parser("batch", help="stage raw CSVs and segment their IV runs; write both batch manifests")
@@ -202,7 +207,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--stage-output", type=Path, required=True, help="stage batch manifest Parquet")
     p.add_argument("--segment-output", type=Path, required=True, help="segment batch manifest Parquet")
     p.add_argument("--points-output", type=Path, required=True, help="the batch's segmented IV rows, Parquet")
-    p.add_argument("--check", type=Path, nargs="*", help="the job's check files: a forced job reuses nothing")
+    reuse.add_arguments(p)
     p.set_defaults(run=run_batch)
 
     p = commands.add_parser("manifests", help="merge batch manifests, remove orphaned outputs, summarize")

@@ -26,11 +26,11 @@ from typing import NamedTuple
 
 from . import outputs
 from .atomic import write_text_atomic
+from .reuse import FORCED
 
 PARQUET_MAGIC = b"PAR1"
 PNG_TRAILER = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # empty IEND chunk: the last 12 bytes of every whole PNG
 OUTPUT_SIZES = "_outputs.json"  # written by the manifests job beside the merged stage manifest
-FORCED = "forced"  # a check file starting so: its job was forced (`--forceall`, `-R`), no reuse record applies
 WHOLE = "whole\n"  # a check file's text when its batch is whole (mtime 0: older than any output)
 
 
@@ -244,9 +244,11 @@ def write_check(path: str | Path, damage: list[Damage]) -> None:
     os.utime(path, ns=(0, 0))
 
 
-def write_forced(path: str | Path) -> None:
-    """A forced job's check file: the job reads it and reuses no record (`reuse.trusted`)."""
-    _write(Path(path), f"{FORCED} {time.strftime('%Y-%m-%d %H:%M:%S')} ({time.time_ns()}): no reuse record applies\n")
+def write_forced(path: str | Path, days: Iterable[str] = ()) -> None:
+    """A forced job's check file: the job reads it (`reuse.forced_days`) and reuses no record of the
+    forced `days` (of any day when none are given: a force without `days=…`)."""
+    scope = f" days={','.join(sorted(days))}" if days else ""
+    _write(Path(path), f"{FORCED}{scope} {time.strftime('%Y-%m-%d %H:%M:%S')} ({time.time_ns()}): no reuse record of these days applies\n")
 
 
 def _write(path: Path, text: str) -> None:

@@ -76,7 +76,7 @@ class SegmentSettings:
     voltage_column: str
     dv_threshold: float
     min_segment_points: int
-    reuse: bool = True  # False in a forced job: every run is segmented again
+    engine: reuse.Engine = reuse.IN_PROCESS  # the segmentation code's fingerprint; forced: every run segmented again
 
 
 def segment_table(run: pa.Table, segment: Segment) -> pa.Table:
@@ -154,11 +154,11 @@ def run_points(run_id: str, run: pa.Table, segments: list[Segment], voltage_colu
     return pa.table(columns, names=POINTS_SCHEMA.names).cast(POINTS_SCHEMA)
 
 
-def segments_key(run_folder: Path, staged_id: str, segments: list[Segment]) -> str:
+def segments_key(engine: reuse.Engine, run_folder: Path, staged_id: str, segments: list[Segment]) -> str:
     """What decides a run's segment files and manifest row: where they are, the staged file's bytes and
     the segments found in them, not the settings that found them (a changed setting that finds the same
     segments rewrites nothing)."""
-    return reuse.key(str(run_folder), staged_id, repr(segments))
+    return engine.key(str(run_folder), staged_id, repr(segments))
 
 
 @dataclass(frozen=True)
@@ -199,8 +199,8 @@ def segment_run(
         narrow = source.read([name for name in source.schema.names if name in {settings.voltage_column, *POINT_COLUMNS}])
         voltage = pc.fill_null(narrow[settings.voltage_column], np.nan).to_numpy()
         segments = find_segments(voltage, settings.dv_threshold, settings.min_segment_points)
-        name, record_key = str(staged["source_file"]), segments_key(run_folder, f"{staged['output_bytes']}:{crc}", segments)
-        if records is not None and settings.reuse and segments and (saved := records.load(name, record_key)):
+        name, record_key = str(staged["source_file"]), segments_key(settings.engine, run_folder, f"{staged['output_bytes']}:{crc}", segments)
+        if records is not None and settings.engine.trusts() and segments and (saved := records.load(name, record_key)):
             if points is not None:
                 points.append(run_points(str(staged["run_id"]), narrow, segments, settings.voltage_column))
             # the record keeps the start time as text: the staged row's own is the typed one

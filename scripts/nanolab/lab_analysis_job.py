@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import pyarrow as pa
@@ -20,9 +21,10 @@ import pyarrow.compute as pc
 
 from . import reuse
 from .analysis import GROUP_RUNS
-from .analysis_job import ANALYSIS_SCHEMA
+from .analysis_job import ANALYSIS_SCHEMA, write_day_tables
+from .atomic import Written
 from .history import history_rows
-from .io import read_parquet, write_parquet, write_parquet_atomic
+from .io import read_parquet, write_parquet_atomic
 from .jobargs import JobArgumentParser
 from .laser import PowerFinder, calibrations_of, read_runs, with_power
 from .manifest import write_csv
@@ -59,10 +61,10 @@ def analyse_day(day: str, tables: dict[str, pa.Table], runs: dict[str, dict], fi
 
 
 def run(
-    analysis_manifests: list[Path], stage_manifest: Path, out_root: Path, settings: LabSettings, trusted: bool = True
+    analysis_manifests: list[Path], stage_manifest: Path, out_root: Path, settings: LabSettings, engine: reuse.Engine = reuse.IN_PROCESS
 ) -> tuple[pa.Table, pa.Table]:
-    """(manifest rows per day and kind, the chip history of every day); a day's record is reused only
-    when `trusted` (not in a forced job)."""
+    """(manifest rows per day and kind, the chip history of every day); a day made before from the same
+    inputs, settings and code keeps its tables (`engine`)."""
     runs_table = read_runs(stage_manifest)
     calibrations = calibrations_of(runs_table)
     finder = PowerFinder(calibrations, settings.geometry.beam_to_sample_ratio)
@@ -73,32 +75,30 @@ def run(
     for row in iv:
         runs_of_day.setdefault(row["date"], []).append(str([row[name] for name in settings_of]))
     rows, histories, computed = [], [], 0
+    records = reuse.Folder(out_root / "_lab_records")
     for day, inputs in day_inputs(analysis_manifests).items():
         if any(kind not in inputs for kind in INPUT_KINDS):
             log.warning("%s: analysis tables missing (%s), skipped", day, ", ".join(k for k in INPUT_KINDS if k not in inputs))
             continue
-        record = out_root / "_lab_records" / f"date={day}.json"
         day_runs = sorted(runs_of_day.get(day, []))
         known = [(c.run_id, str(c.start), c.wavelength_nm, c.output_bytes) for c in calibrations if c.date <= day]
         parts = [reuse.content_id(Path(inputs[kind])) for kind in INPUT_KINDS]
-        record_key = reuse.key(repr(settings), day, *parts, repr(day_runs), repr(known))
-        if trusted and (saved := reuse.load(record, record_key)):
-            rows += saved.row["outputs"]
-            histories.append(read_parquet(out_root / HISTORY / f"date={day}" / "part-000.parquet"))
-            continue
-        tables = analyse_day(day, {kind: read_parquet(inputs[kind]) for kind in INPUT_KINDS}, runs, finder, settings)
-        outputs, written = [], []
-        for kind in LAB_KINDS:
-            written.append(write_parquet(tables[kind], out_root / kind / f"date={day}" / "part-000.parquet"))
-            path, size = str(written[-1].path), written[-1].size
-            outputs.append({"date": day, "kind": kind, "rows": tables[kind].num_rows, "output": path, "output_bytes": size})
-        reuse.save(record, record_key, {"outputs": outputs}, written)
-        rows += outputs
-        histories.append(tables[HISTORY])
-        computed += 1
+        record_key = engine.key(repr(settings), day, *parts, repr(day_runs), repr(known))
+        make = partial(analyse_and_write, day, inputs, runs, finder, settings, out_root)
+        row, made = engine.reuse_or_make(records, f"date={day}", record_key, make, day)
+        rows += row["outputs"]
+        histories.append(read_parquet(out_root / HISTORY / f"date={day}" / "part-000.parquet"))
+        computed += made
     log.info("%d days: %d computed, %d unchanged", len(histories), computed, len(histories) - computed)
     history = pa.concat_tables(histories, promote_options="permissive") if histories else pa.table({"date": pa.array([], pa.string())})
     return pa.Table.from_pylist(rows, schema=ANALYSIS_SCHEMA), history
+
+
+def analyse_and_write(
+    day: str, inputs: dict[str, str], runs: dict[str, dict], finder: PowerFinder, settings: LabSettings, out_root: Path
+) -> tuple[dict, list[Written]]:
+    tables = analyse_day(day, {kind: read_parquet(inputs[kind]) for kind in INPUT_KINDS}, runs, finder, settings)
+    return write_day_tables(tables, out_root, day, LAB_KINDS)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -114,14 +114,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--chip-geometry", type=json.loads, default={}, help='JSON: {"Alisson 67": {"channel_length_um": 96}}')
     parser.add_argument("--beam-to-sample-ratio", type=float, required=True)
     parser.add_argument("--history-order", type=int, required=True)
-    parser.add_argument("--check", type=Path, nargs="*", help="the job's check files: a forced job reuses nothing")
+    reuse.add_arguments(parser)
     parser.add_argument("analysis_manifests", type=Path, nargs="*", help="the months' analysis manifests")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     geometry = Geometry(args.channel_length_um, args.channel_width_um, args.beam_to_sample_ratio, args.chip_geometry)
     reference = None if args.reference_v_max == 0 else args.reference_v_max
     settings = LabSettings(reference, geometry, args.history_order)
-    manifest, history = run(args.analysis_manifests, args.stage_manifest, args.out_root, settings, reuse.trusted(args.check))
+    manifest, history = run(
+        args.analysis_manifests, args.stage_manifest, args.out_root, settings, reuse.engine(args.code, "lab_analysis", args.check)
+    )
     write_parquet_atomic(manifest, args.manifest)
     write_csv(history, args.history_table)
 

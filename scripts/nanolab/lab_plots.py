@@ -12,7 +12,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from functools import cache
+from collections.abc import Callable
+from functools import cache, partial
 from pathlib import Path
 
 import numpy as np
@@ -25,12 +26,13 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import AutoLocator, ScalarFormatter
 
 from . import reuse
+from .atomic import Written, link_or_copy
 from .chips import NO_CHIP_NUMBER, POOLED, chip_label
 from .io import read_parquet
 from .jobargs import JobArgumentParser
 from .lab_analysis_job import HISTORY
 from .nopandas import without_pandas
-from .plots import CHIP_COLOURS, DPI, DayCanvas, current_scale, link_or_copy, remove_drawn, save_png, si_unit, vmax_colours  # plots selects Agg first
+from .plots import CHIP_COLOURS, DPI, DayCanvas, current_scale, remove_drawn, save_png, si_unit, vmax_colours  # plots selects Agg first
 from .subtraction import COERCIVE, SUBTRACTED, key_columns
 from .subtraction import chip_label as chip_key
 
@@ -232,24 +234,22 @@ def _digest(*tables: pa.Table) -> str:
     return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
 
 
-def plot_all(manifest: Path, day_dir: Path, chip_dir: Path, drawn_dir: Path, order: int, trusted: bool = True) -> tuple[int, int]:
-    """Every day and chip figure, drawn into `drawn_dir` unless unchanged (and `trusted`: not in a forced
-    job), then linked into the folders."""
+def plot_all(manifest: Path, day_dir: Path, chip_dir: Path, drawn_dir: Path, order: int, engine: reuse.Engine = reuse.IN_PROCESS) -> tuple[int, int]:
+    """Every day and chip figure, drawn into `drawn_dir` unless unchanged (`engine`: the same data and code,
+    not forced), then linked into the folders."""
     outputs: dict[str, dict[str, str]] = {}
     for row in read_parquet(manifest).to_pylist():
         outputs.setdefault(row["kind"], {})[row["date"]] = row["output"]
     day_dir.mkdir(parents=True, exist_ok=True)
     chip_dir.mkdir(parents=True, exist_ok=True)
     drawn_dir.mkdir(parents=True, exist_ok=True)
-    drawn, keep = 0, set()
+    drawn, keep, records = 0, set(), reuse.Folder(drawn_dir)
     day_canvas, chip_canvas = cache(day_figure), cache(chip_figure)  # built on first use: a rerun may redraw none
     for day, path in sorted(outputs.get(SUBTRACTED, {}).items()):
         name = f"date={day}"
-        record_key = reuse.key("lab day figure", reuse.library_key("matplotlib"), str(order), reuse.content_id(Path(path)))
-        if not (trusted and reuse.load(drawn_dir / f"{name}.json", record_key)):
-            written = save_png(draw_day(day, read_parquet(path), order, day_canvas()), drawn_dir / f"{name}.png")
-            reuse.save(drawn_dir / f"{name}.json", record_key, {}, [written])
-            drawn += 1
+        record_key = engine.key("lab day figure", reuse.library_key("matplotlib"), str(order), reuse.content_id(Path(path)))
+        make = partial(day_png, drawn_dir / f"{name}.png", day, Path(path), order, day_canvas)
+        drawn += engine.reuse_or_make(records, name, record_key, make, day)[1]
         link_or_copy(drawn_dir / f"{name}.png", day_dir / f"{name}.png")
         keep.add(name)
     coercive, history = (_all_days(outputs.get(kind, {})) for kind in (COERCIVE, HISTORY))
@@ -258,17 +258,25 @@ def plot_all(manifest: Path, day_dir: Path, chip_dir: Path, drawn_dir: Path, ord
     for label, rows in history_of.items():
         name = f"chip={chip_file_name(label)}"
         chip_coercive = coercive_of.get(label, coercive.slice(0, 0))
-        record_key = reuse.key("lab chip figure", reuse.library_key("matplotlib"), label, _digest(chip_coercive, rows))
-        if not (trusted and reuse.load(drawn_dir / f"{name}.json", record_key)):
-            written = save_png(draw_chip(label, chip_coercive, rows, chip_canvas()), drawn_dir / f"{name}.png")
-            reuse.save(drawn_dir / f"{name}.json", record_key, {}, [written])
-            drawn += 1
+        record_key = engine.key("lab chip figure", reuse.library_key("matplotlib"), label, _digest(chip_coercive, rows))
+        make = partial(chip_png, drawn_dir / f"{name}.png", label, chip_coercive, rows, chip_canvas)
+        drawn += engine.reuse_or_make(records, name, record_key, make)[1]
         link_or_copy(drawn_dir / f"{name}.png", chip_dir / f"{name}.png")
         keep.add(name)
     for path in drawn_dir.iterdir():  # days and chips no longer in the results
         if path.name.rsplit(".", 1)[0] not in keep:
             path.unlink()
     return len(keep), drawn
+
+
+def day_png(png: Path, day: str, subtracted: Path, order: int, canvas: Callable[[], Reused]) -> tuple[dict, list[Written]]:
+    """A day's figure drawn into `png`: what its reuse record vouches for."""
+    return {}, [save_png(draw_day(day, read_parquet(subtracted), order, canvas()), png)]
+
+
+def chip_png(png: Path, label: str, coercive: pa.Table, rows: pa.Table, canvas: Callable[[], Reused]) -> tuple[dict, list[Written]]:
+    """A chip's figure drawn into `png`: what its reuse record vouches for."""
+    return {}, [save_png(draw_chip(label, coercive, rows, canvas()), png)]
 
 
 def _all_days(paths: dict[str, str]) -> pa.Table:
@@ -289,10 +297,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--chip-dir", type=Path, required=True)
     parser.add_argument("--drawn-dir", type=Path, required=True, help="where figures are drawn and kept while their data are unchanged")
     parser.add_argument("--order", type=int, required=True, help="the polynomial order drawn")
-    parser.add_argument("--check", type=Path, nargs="*", help="the job's check files: a forced job redraws every figure")
+    reuse.add_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    figures, drawn = plot_all(args.lab_manifest, args.day_dir, args.chip_dir, args.drawn_dir, args.order, reuse.trusted(args.check))
+    engine = reuse.engine(args.code, "lab_figures", args.check)
+    figures, drawn = plot_all(args.lab_manifest, args.day_dir, args.chip_dir, args.drawn_dir, args.order, engine)
     log.info("%d figures: %d drawn, %d unchanged since drawn", figures, drawn, figures - drawn)
 
 

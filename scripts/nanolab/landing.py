@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from . import codehash, htmltable, manifest
-from .atomic import write_text_atomic
+from .atomic import write_kept, write_text_atomic
 from .io import read_parquet
 from .jobargs import JobArgumentParser
 from .nopandas import without_pandas
@@ -343,19 +343,26 @@ RUNS_KEYS = ("run", "source_file", "chip", "v_max_V", "max_abs_i_A", "n_segments
 def write_tables(
     rejects_page: Path, fits_dir: Path, runs_dir: Path, fits: dict[str, list[dict]], day_runs: dict[str, list[dict]] | None, rejected: list[dict]
 ) -> None:
-    """The sortable tables: the rejects, each month's fits, each day's runs."""
+    """The sortable tables: the rejects, each month's fits, each day's runs. The month and day pages are
+    kept beside the folders (`_tables_kept/`, which Snakemake does not empty) and linked into them, so a
+    page whose content is unchanged keeps its mtime: a run that redoes one day rewrites that day's page only."""
     write_text_atomic(rejects_page, table_page("Rejected raw files", "Raw files that were not staged, with the reason.", rejected))
+    kept, pages = fits_dir.parent / "_tables_kept", []
     fits_dir.mkdir(parents=True, exist_ok=True)
     for month, rows in fits.items():
         intro = f"Linear fit of the mean return current per day, chip and V_max group ({month}): resistance (1/slope), R², R² of each polynomial."
         keys = [k for k in (rows[0] if rows else {}) if not k.startswith("poly")]
-        write_text_atomic(fits_dir / f"month={month}.html", table_page(f"IV fits, {month}", intro, rows, keys))
+        pages.append((fits_dir / f"month={month}.html", table_page(f"IV fits, {month}", intro, rows, keys)))
     runs_dir.mkdir(parents=True, exist_ok=True)
     for day, rows in (day_runs or {}).items():
         present = rows[0] if rows else {}
         keys = [k for k in RUNS_KEYS if k in present] + [k for k in present if k not in RUNS_KEYS and k != "run_id"]
         intro = f"The IV runs of {day}, numbered as in the day's figure; click a column header to sort."
-        write_text_atomic(runs_dir / f"date={day}.html", table_page(f"IV runs, {day}", intro, rows, keys))
+        pages.append((runs_dir / f"date={day}.html", table_page(f"IV runs, {day}", intro, rows, keys)))
+    for page, text in pages:
+        write_kept(text.encode("utf-8"), kept / page.parent.name / page.name, page)
+    for stale in set(kept.glob("*/*.html")) - {kept / page.parent.name / page.name for page, _ in pages}:
+        stale.unlink()  # a month or day no longer in the results
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -8,12 +8,8 @@ read it; nothing else re-derives these facts.
 
 from __future__ import annotations
 
-import glob
-import os
-import platform
-import sys
 from dataclasses import dataclass
-from functools import cache, cached_property
+from functools import cached_property
 from pathlib import Path
 
 from . import catalog
@@ -36,6 +32,16 @@ RULE_COMMANDS = {
     "lab_analysis": "nanolab.lab_analysis_job",
     "lab_figures": "nanolab.lab_plots",
 }
+# The module computing each kind of output a rule's jobs reuse: a reuse key holds the fingerprint of that
+# module and what it imports (`codehash`), carried by the arguments file, so an edit to segmentation
+# re-segments without restaging, and an edit to a DAG-time module (plan, catalog) redoes no output.
+REUSE_CODE = {
+    "stage_batch": {"stage": "nanolab.stage", "segments": "nanolab.iv_segments"},
+    "analyse_month": {"analysis": "nanolab.analysis_job"},
+    "iv_figures": {"figures": "nanolab.plots"},
+    "lab_analysis": {"lab_analysis": "nanolab.lab_analysis_job"},
+    "lab_figures": {"lab_figures": "nanolab.lab_plots"},
+}
 # Libraries whose version decides the bytes a rule writes (Python itself always counts).
 LIBRARIES = ("pyarrow", "numpy")
 RULE_LIBRARIES = {"iv_figures": (*LIBRARIES, "matplotlib"), "lab_figures": (*LIBRARIES, "matplotlib")}
@@ -48,33 +54,8 @@ class Stop(SystemExit):
         super().__init__(f"nanolab: stopped before any job: {message}")
 
 
-def library_versions(names: tuple[str, ...]) -> dict[str, str]:
-    """{'python': '3.11.7', 'pyarrow': '26.0.1', …}: the same function makes the arguments files (an
-    upgrade reruns the job) and the jobs' reuse keys (an upgrade redoes its outputs). A job has the
-    libraries imported and reads their `__version__`; at DAG time nothing is imported for it (pyarrow
-    ~0.2 s, matplotlib ~1 s): the installed metadata says."""
-    versions = {"python": platform.python_version()}
-    for name in names:
-        versions[name] = getattr(sys.modules.get(name), "__version__", None) or installed_version(name)
-    return versions
-
-
-@cache
-def installed_version(name: str) -> str:
-    """The version in the name of the first `<name>-<version>.dist-info` on sys.path, as `import` finds
-    the package first (metadata.version parses the METADATA headers: ~10 ms a library)."""
-    for folder in sys.path:
-        for found in glob.glob(os.path.join(glob.escape(folder or "."), f"{name}-*.dist-info")):
-            return os.path.basename(found)[len(name) + 1 : -len(".dist-info")]
-    return "not installed"
-
-
 def rule_libraries(rule: str) -> tuple[str, ...]:
     return RULE_LIBRARIES.get(rule, LIBRARIES)
-
-
-def describe_versions(versions: dict[str, str]) -> str:
-    return ", ".join(f"{name} {version}" for name, version in versions.items())
 
 
 def schema_procedures(document: object) -> frozenset[str]:

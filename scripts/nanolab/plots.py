@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import io
 import logging
-import os
-import shutil
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache, partial
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -43,7 +42,7 @@ from matplotlib.transforms import offset_copy  # noqa: E402
 from . import outputs, reuse  # noqa: E402
 from .analysis import AnalysisSettings, output_schema  # noqa: E402
 from .analysis_job import points_by_day, read_points  # noqa: E402
-from .atomic import Written, temporary_for, write_bytes_atomic  # noqa: E402
+from .atomic import Written, link_or_copy, write_bytes_atomic  # noqa: E402
 from .chips import NO_CHIP_NUMBER, chip_label  # noqa: E402
 from .io import read_parquet  # noqa: E402
 from .iv_segments import MANIFEST_SCHEMA as SEGMENT_MANIFEST  # noqa: E402
@@ -628,19 +627,6 @@ def save_png(figure: Figure, path: Path) -> Written:
     return write_bytes_atomic(image.getvalue(), path)
 
 
-def link_or_copy(source: Path, target: Path) -> Path:
-    """`target` with the bytes of `source`: a hard link (no copy), or a copy where links are not allowed."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = temporary_for(target)
-    temporary.unlink(missing_ok=True)
-    try:
-        os.link(source, temporary)
-    except OSError:
-        shutil.copyfile(source, temporary)
-    os.replace(temporary, target)
-    return target
-
-
 def plot_month(
     points_files: list[Path],
     segment_manifests: list[Path],
@@ -649,7 +635,7 @@ def plot_month(
     runs_dir: Path,
     drawn_dir: Path,
     timezone: str = "UTC",
-    trusted: bool = True,
+    engine: reuse.Engine = reuse.IN_PROCESS,
 ) -> list[Path]:
     """A figure and a runs table for every day of the month that has IV runs.
 
@@ -663,31 +649,43 @@ def plot_month(
     for row in read_parquet(analysis_manifest).to_pylist():
         tables_of[row["date"]].append(row)
     points_of, runs_of = points_by_day(points_files), points_by_day(segment_manifests)
-    canvas: DayFigure | None = None  # built on the first day that is drawn: its axes cost ~0.1 s a layout
+    canvas = cache(DayFigure)  # built on the first day that is drawn: its axes cost ~0.1 s a layout
     days = outputs.iv_days(runs.select(["date"]).to_pydict()) if runs is not None else []
     written, redrawn = [], 0
+    records = reuse.Folder(drawn_dir)
     for day in days:
-        record = drawn_dir / f"date={day}.json"
         inputs = [*points_of.get(day, []), *runs_of.get(day, []), *(Path(row["output"]) for row in tables_of[day])]
-        record_key = reuse.key("day figure", reuse.library_key("matplotlib"), day, timezone, *(f"{path}:{reuse.content_id(path)}" for path in inputs))
+        parts = (f"{path}:{reuse.content_id(path)}" for path in inputs)
+        record_key = engine.key("day figure", reuse.library_key("matplotlib"), day, timezone, *parts)
         figure, table = drawn_dir / f"date={day}.png", drawn_dir / f"date={day}.csv"
-        if not (trusted and reuse.load(record, record_key)):
-            day_runs = runs.filter(pc.equal(runs["date"], day))
-            points = read_points(points_of.get(day, []), with_segments=True)
-            tables = {row["kind"]: read_parquet(row["output"], DRAWN_COLUMNS[row["kind"]]) for row in tables_of[day] if row["kind"] in DRAWN_COLUMNS}
-            if not tables:
-                tables = {kind: output_schema(kind, AnalysisSettings()).empty_table() for kind in DRAWN_COLUMNS}
-            infos = run_infos(points, day_runs)
-            canvas = canvas or DayFigure()
-            drawn = [save_png(canvas.draw(day, points, infos, tables), figure), write_bytes_atomic(csv_bytes(runs_table(infos, zone)), table)]
-            reuse.save(record, record_key, {}, drawn)
-            redrawn += 1
+        draw = partial(draw_day, canvas, day, runs, points_of.get(day, []), tables_of[day], zone, (figure, table))
+        redrawn += engine.reuse_or_make(records, f"date={day}", record_key, draw, day)[1]
         written += [link_or_copy(figure, figure_dir / figure.name), link_or_copy(table, runs_dir / table.name)]
     figure_dir.mkdir(parents=True, exist_ok=True)
     runs_dir.mkdir(parents=True, exist_ok=True)
     drop_other_days(drawn_dir, set(days))
     log.info("%d days: %d drawn, %d unchanged since drawn", len(days), redrawn, len(days) - redrawn)
     return written
+
+
+def draw_day(
+    canvas: Callable[[], DayFigure],
+    day: str,
+    runs: pa.Table,
+    points_files: list[Path],
+    tables_of_day: list[dict],
+    zone: ZoneInfo,
+    paths: tuple[Path, Path],
+) -> tuple[dict, list[Written]]:
+    """Draw one day's figure and write its runs table (`paths`); what its reuse record vouches for."""
+    figure, table = paths
+    day_runs = runs.filter(pc.equal(runs["date"], day))
+    points = read_points(points_files, with_segments=True)
+    tables = {row["kind"]: read_parquet(row["output"], DRAWN_COLUMNS[row["kind"]]) for row in tables_of_day if row["kind"] in DRAWN_COLUMNS}
+    if not tables:
+        tables = {kind: output_schema(kind, AnalysisSettings()).empty_table() for kind in DRAWN_COLUMNS}
+    infos = run_infos(points, day_runs)
+    return {}, [save_png(canvas().draw(day, points, infos, tables), figure), write_bytes_atomic(csv_bytes(runs_table(infos, zone)), table)]
 
 
 def drop_other_days(drawn_dir: Path, days: set[str]) -> None:
@@ -707,11 +705,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs-dir", type=Path, required=True)
     parser.add_argument("--drawn-dir", type=Path, required=True, help="where each day is drawn and kept while its inputs are unchanged")
     parser.add_argument("--timezone", default="UTC", help="the lab's timezone, for the runs' start times")
-    parser.add_argument("--check", type=Path, nargs="*", help="the job's check files: a forced job redraws every day")
+    reuse.add_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    trusted = reuse.trusted(args.check)
-    plot_month(args.points, args.segment_manifests, args.analysis_manifest, args.figure_dir, args.runs_dir, args.drawn_dir, args.timezone, trusted)
+    engine = reuse.engine(args.code, "figures", args.check)
+    plot_month(args.points, args.segment_manifests, args.analysis_manifest, args.figure_dir, args.runs_dir, args.drawn_dir, args.timezone, engine)
 
 
 if __name__ == "__main__":

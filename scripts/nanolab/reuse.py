@@ -1,12 +1,17 @@
-"""Skip work whose inputs did not change, so a rerun after one edited file is fast.
+"""Skip work whose inputs did not change, so a rerun after one edited file is fast: one engine for every job.
 
-A job reruns a whole batch; within it, a run whose input bytes, settings and code are what made
-the output already on disk keeps that output. The proof is a record: for the stage and segment
-files, one entry per run in the batch's record file (`<root>/_records/date=<d>/batch=<b>.json`,
-`Records`; names starting with `_` are ignored by every Parquet reader), for the few per-day tables
-and figures a small JSON file per day. A record also lists the size and CRC-32 of every file it vouches
-for: it is trusted only while those files are whole (a truncated or missing file means the run is redone).
-Any change to the package's code invalidates every record.
+A job reruns a whole batch, month or run; within it, an output whose inputs, settings and code are what
+made the output already on disk is kept (`Engine.reuse_or_make`: key -> load, or compute -> write ->
+record). The proof is a record: for the stage and segment files one entry per run in the batch's record
+file (`<root>/_records/date=<d>/batch=<b>.json`, `Records`; names starting with `_` are ignored by every
+Parquet reader), for the per-day tables and figures a small JSON file per day (`Folder`). A record also
+lists the size and CRC-32 of every file it vouches for: it is trusted only while those files are whole
+(a truncated or missing file means the output is redone).
+
+A key holds the fingerprint of exactly the code that computes the output (`Engine.code`: the sources of
+the module that computes it and of what it imports, `nanolab.codehash`, carried into the job by its
+arguments file), the library versions and the inputs: a change to segmentation code re-segments but
+restages nothing.
 """
 
 from __future__ import annotations
@@ -20,40 +25,93 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from pathlib import Path
+from typing import Protocol
 
 from .atomic import Written, file_crc, write_text_atomic
-from .integrity import FORCED
-from .plan import library_versions
+from .versions import library_versions
 
-CODE_VERSION = hashlib.blake2b(b"".join(path.read_bytes() for path in sorted(Path(__file__).parent.glob("*.py"))), digest_size=8).hexdigest()
-
-
-def trusted(check_files: list[Path] | None) -> bool:
-    """Whether this job may reuse its records: not when the plan marked it forced (common.smk's onstart
-    writes its check file, a declared input, so a cluster job reads it too)."""
-    for path in check_files or []:
-        try:
-            if path.read_text(encoding="utf-8").startswith(FORCED):
-                return False
-        except OSError:
-            continue
-    return True
+FORCED = "forced"  # a check file starting so: its job was forced (`--forceall`, `-R`), see `forced_days`
+EVERY_DAY = "*"
 
 
 @cache
 def library_key(*names: str) -> str:
-    """The versions of Python and the libraries that write a job's bytes (`plan.library_versions`)."""
+    """The versions of Python and the libraries that write a job's bytes (`versions.library_versions`)."""
     return json.dumps(library_versions(("pyarrow", "numpy", *names)), sort_keys=True)
+
+
+def forced_days(check_files: list[Path] | None) -> frozenset[str] | None:
+    """What a force covers, from the job's check files (a declared input, so a cluster job reads it too):
+    None when the job was not forced; the days of a `days=…` run (`forced days=<d>,<d>`); else every day."""
+    for path in check_files or []:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError:
+            continue
+        if text.startswith(FORCED):
+            days = text.split("days=", 1)[1].split()[0] if " days=" in text.splitlines()[0] else EVERY_DAY
+            return frozenset(days.split(","))
+    return None
+
+
+class Store(Protocol):
+    def load(self, name: str, expected_key: str, whole: Callable[[Written], bool]) -> Record | None: ...
+    def save(self, name: str, record_key: str, row: dict, outputs: list[Written]) -> None: ...
+
+
+@dataclass(frozen=True)
+class Engine:
+    """One kind of output's reuse in one job: `code` is the fingerprint of the modules that compute it,
+    `forced` what a force covers (None: not forced; the forced days; or `EVERY_DAY`)."""
+
+    code: str = ""
+    forced: frozenset[str] | None = None
+
+    def key(self, *parts: str) -> str:
+        """Changes with the computing code, the library versions and the given parts."""
+        return hashlib.blake2b("\x00".join((self.code, library_key(), *parts)).encode(), digest_size=12).hexdigest()
+
+    def trusts(self, day: str | None = None) -> bool:
+        """Whether a record may be reused: not for a day a force covers (an output of no day: any force)."""
+        if self.forced is None:
+            return True
+        return day is not None and EVERY_DAY not in self.forced and day not in self.forced
+
+    def reuse_or_make(
+        self,
+        store: Store,
+        name: str,
+        key: str,
+        make: Callable[[], tuple[dict, list[Written]]],
+        day: str | None = None,
+        whole: Callable[[Written], bool] | None = None,
+    ) -> tuple[dict, bool]:
+        """(the output's row, whether it was made now): the row recorded under `key` when its outputs are
+        whole and the engine trusts the record; else `make()` writes the outputs and the record is saved."""
+        if self.trusts(day) and (saved := store.load(name, key, whole or is_whole)) is not None:
+            return saved.row, False
+        row, written = make()
+        store.save(name, key, row, written)
+        return row, True
+
+
+IN_PROCESS = Engine()  # outside a workflow job (tests, the in-process pipeline): no code fingerprint, never forced
+
+
+def engine(code: dict[str, str], kind: str, check_files: list[Path] | None) -> Engine:
+    """The engine of one kind of output, from a job's `--code` (`{kind: fingerprint}`) and `--check` files."""
+    return Engine(code.get(kind, ""), forced_days(check_files))
+
+
+def add_arguments(parser: object) -> None:
+    """Every reusing job's two arguments: its code fingerprints and its check files."""
+    parser.add_argument("--code", type=json.loads, default={}, help="JSON {kind: fingerprint of the code computing it}")  # type: ignore[attr-defined]
+    parser.add_argument("--check", type=Path, nargs="*", help="the job's check files: a forced job reuses no record of the days forced")  # type: ignore[attr-defined]
 
 
 def content_id(path: Path) -> str:
     """Size and CRC-32 of a file's bytes: what changed, not when."""
     return f"{path.stat().st_size}:{file_crc(path)}"
-
-
-def key(*parts: str) -> str:
-    """Changes with the package's code, the library versions and the given parts."""
-    return hashlib.blake2b("\x00".join((CODE_VERSION, library_key(), *parts)).encode(), digest_size=12).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -116,6 +174,19 @@ def _record(folder: Path, document: dict, expected_key: str, whole: Callable[[Wr
     except (ValueError, KeyError, TypeError):
         return None
     return Record(row, outputs) if all(whole(output) for output in outputs) else None
+
+
+class Folder:
+    """A record file per output name in one folder (`<folder>/<name>.json`): the per-day tables and figures."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def load(self, name: str, expected_key: str, whole: Callable[[Written], bool] = is_whole) -> Record | None:
+        return load(self.path / f"{name}.json", expected_key, whole)
+
+    def save(self, name: str, record_key: str, row: dict, outputs: list[Written]) -> None:
+        save(self.path / f"{name}.json", record_key, row, outputs)
 
 
 def records_file(root: Path, batch_manifest: Path) -> Path:

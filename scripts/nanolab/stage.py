@@ -19,10 +19,10 @@ import pyarrow.parquet as pq
 
 from . import reuse
 from .atomic import Written
-from .catalog import NO_DATA_ROWS, escapes_root, is_resource_fork, unknown_procedure
 from .header import HEADER_BYTES, RawFormatError, RawHeader, split_raw
 from .identity import make_run_id, parse_start_time, resolve_date
 from .io import write_parquet, write_parquet_blocks_atomic
+from .rawfiles import NO_DATA_ROWS, OUTSIDE_ROOT, RESOURCE_FORK, escapes_root, is_resource_fork, unknown_procedure
 from .schema import LabSchema, ProcedureSpec
 from .table import LINES_KEPT, Damage, map_columns, read_blocks
 from .values import Value, is_missing, parse_value
@@ -94,7 +94,7 @@ class StageSettings:
     out_root: Path  # results/02_stage
     schema: LabSchema
     timezone: str
-    reuse: bool = True  # False in a forced job: every run is staged from its raw bytes
+    engine: reuse.Engine = reuse.IN_PROCESS  # the staging code's fingerprint; forced: every run staged from its raw bytes
 
     @functools.cached_property
     def fingerprint(self) -> str:
@@ -211,10 +211,10 @@ def stage_run(path: Path, settings: StageSettings, records: reuse.Records | None
     source = relative_source(path, settings.raw_root)
     row: dict[str, object] = {"source_file": source, "status": "reject"}
     if is_resource_fork(path.name):
-        return StagedRun(row | {"status": "skipped", "reason": "macOS resource fork (._ file), not a measurement"})
+        return StagedRun(row | {"status": "skipped", "reason": RESOURCE_FORK})
     try:
         if escapes_root(path, settings.raw_root):
-            raise RawFormatError("symlink to a file outside raw_root: not read")
+            raise RawFormatError(OUTSIDE_ROOT)
         with open(path, "rb") as handle:
             stat = os.fstat(handle.fileno())
             day, origin = resolve_date(None, source, stat.st_mtime, settings.timezone)  # until the header says
@@ -228,9 +228,9 @@ def stage_run(path: Path, settings: StageSettings, records: reuse.Records | None
             if spec is None:
                 raise RawFormatError(unknown_procedure(header.procedure))
             output = output_path(settings, spec.name, day, run_id)
-            record_key = reuse.key(settings.fingerprint, source, reuse.content_id(path))
+            record_key = settings.engine.key(settings.fingerprint, source, reuse.content_id(path))
             # staged before from these very bytes; whole if its bytes, read once, have the recorded CRC
-            saved = records.load(source, record_key, whole=reuse.has_size) if records is not None and settings.reuse else None
+            saved = records.load(source, record_key, whole=reuse.has_size) if records is not None and settings.engine.trusts() else None
             if saved and (data := reuse.read_if_whole(saved.outputs[0])) is not None:
                 return StagedRun(saved.row | {"start_dt": start}, written=saved.outputs[0], data=data)
             # staged now: columns and parameters typed (a reused run's saved row has what they give)

@@ -20,6 +20,7 @@ from nanolab import (
     integrity,
     jobargs,
     plan,
+    versions,
 )
 from nanolab.config import checked_config, validated, value_notes
 from nanolab.plan import Stop
@@ -176,13 +177,14 @@ UNDATED_LIST = write_reject_list(PLAN.reject_rows())
 @cache
 def code_versions():
     """{command: fingerprint of the package modules it runs}, cached while the package is unchanged."""
-    commands = sorted(set(plan.RULE_COMMANDS.values()))
+    modules = {m for kinds in plan.REUSE_CODE.values() for m in kinds.values()}
+    commands = sorted(set(plan.RULE_COMMANDS.values()) | modules)
     return codehash.code_versions(commands, LISTS / "code_versions.json")
 
 
 @cache
 def library_versions(rule_name):
-    return plan.library_versions(plan.rule_libraries(rule_name))
+    return versions.library_versions(plan.rule_libraries(rule_name))
 
 
 def all_library_versions():
@@ -193,8 +195,9 @@ def all_library_versions():
 def args_file(rule_name, label, args):
     """(path, content) of a job's arguments file; the first line says what it is for and what made it."""
     code = code_versions()[plan.RULE_COMMANDS[rule_name]]
-    versions = library_versions(rule_name)
-    comment = arguments.file_comment(rule_name, label, code, versions)
+    libraries = library_versions(rule_name)
+    comment = arguments.file_comment(rule_name, label, code, libraries)
+    args = [*args, *arguments.code_args(rule_name, code_versions())]
     return jobargs.args_file(ARGS, rule_name, label, comment, args)
 
 
@@ -262,13 +265,14 @@ def record_raw_root():
 
 def mark_forced_jobs():
     """onstart: a job forced by --forceall, --forcerun or -R redoes its outputs from the raw bytes: its
-    check file (a declared input, read by the job) says so and no reuse record applies. The next run's
-    check writes 'whole' again (mtime 0), so nothing reruns because of it."""
+    check file (a declared input, read by the job) says so, and no reuse record of the forced days (in a
+    days=… run those only, so other days' outputs stay as they are) applies. The next run's check
+    writes 'whole' again (mtime 0), so nothing reruns because of it."""
     for job in workflow.dag.needrun_jobs():
         if workflow.dag.reason(job).forced:
             for path in job.input:
                 if str(path).startswith(f"{OUTPUT_CHECKS}/"):
-                    integrity.write_forced(path)
+                    integrity.write_forced(path, DAYS)
 
 
 def record_build():
