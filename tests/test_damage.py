@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 from nanolab.analysis import KINDS
+from nanolab.lab_analysis_job import LAB_KINDS
 from nanolab.synthetic import iv_voltages
 from pymeasure_raw import write_iv_with_pymeasure
 from raw_damage import KINDS as DAMAGE_KINDS
@@ -73,6 +74,10 @@ def test_random_damage_affects_only_the_damaged_file(tmp_path):
         assert (wd.results / "04_report/iv_days" / f"month={month}" / f"date={day}.png").stat().st_size > 10_000, day
         assert (wd.results / "04_report/iv_day_runs" / f"month={month}" / f"date={day}.csv").is_file(), day
         assert (wd.results / "04_report/iv_fits" / f"month={month}.csv").is_file(), month
+        for kind in LAB_KINDS:  # the lab analysis and its figures too: damage stays in its file
+            assert (wd.results / "04_analysis" / kind / f"date={day}" / "part-000.parquet").is_file(), (kind, day)
+        assert (wd.results / "04_report/lab_days" / f"date={day}.png").stat().st_size > 10_000, day
+    assert len(list((wd.results / "04_report/lab_chips").glob("chip=*.png"))) >= 2  # the two good chips at least
     assert wd.planned_jobs() == {}  # and a second run has nothing to do
 
 

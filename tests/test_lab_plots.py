@@ -180,3 +180,33 @@ def test_a_reused_figure_draws_the_pixels_of_a_fresh_one():
     for coercive_rows, history_rows in chips + chips[::-1]:
         fresh = pixels(draw_chip("Alisson 67", coercive_rows, history_rows))
         assert pixels(draw_chip("Alisson 67", coercive_rows, history_rows, chip_canvas)) == fresh
+
+
+def with_damage(table: pa.Table, rows: int = 4) -> pa.Table:
+    """The table with its first `rows` rows' float values replaced by inf, nan, 1e308 and -1e308 in turn
+    (v_max_V, the group key, kept: a damaged key is its own group)."""
+    damaged = {}
+    for name in table.column_names:
+        values = table[name].to_pylist()
+        if pa.types.is_floating(table[name].type) and name != "v_max_V":
+            for k in range(min(rows, len(values))):
+                values[k] = (np.inf, np.nan, 1e308, -1e308)[k % 4]
+        damaged[name] = pa.array(values, table[name].type)
+    return pa.table(damaged)
+
+
+def finite_limits(figure) -> bool:
+    return all(np.isfinite(ax.get_xlim()).all() and np.isfinite(ax.get_ylim()).all() for ax in figure.axes)
+
+
+def test_every_lab_figure_kind_draws_tables_holding_inf_nan_and_1e308(tmp_path):
+    """Damage stays in its file: the lab figures drop non-finite and out-of-range values by the day figures'
+    rule (plots.plottable), so matplotlib's tick locator never sees 1e308 (it raised ValueError before)."""
+    day = draw_day("2025-09-11", with_damage(subtracted(4e-5), rows=8), 3)
+    assert_readable(day, drawn(day, tmp_path))
+    assert finite_limits(day) and max(abs(v) for v in tick_numbers(day.axes[0].yaxis)) < 1000  # not flattened by 1e308
+    chip = draw_chip("Alisson 67", with_damage(coercive([2e-7, 5e-7, 1e-6, 3e-6, 4e-6])), with_damage(history()))
+    assert_readable(chip, drawn(chip, tmp_path))
+    assert finite_limits(chip)
+    by_vmax, by_power, resistance, hysteresis = chip.axes
+    assert max(abs(v) for v in tick_numbers(resistance.yaxis)) < 1e3  # the good rows' 12-19 MΩ, not 1e308

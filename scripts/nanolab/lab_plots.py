@@ -32,7 +32,18 @@ from .io import read_parquet
 from .jobargs import JobArgumentParser
 from .lab_analysis_job import HISTORY
 from .nopandas import without_pandas
-from .plots import CHIP_COLOURS, DPI, DayCanvas, current_scale, remove_drawn, save_png, si_unit, vmax_colours  # plots selects Agg first
+from .plots import (  # plots selects Agg first
+    CHIP_COLOURS,
+    DPI,
+    DayCanvas,
+    column_limit,
+    current_scale,
+    plottable,
+    remove_drawn,
+    save_png,
+    si_unit,
+    vmax_colours,
+)
 from .subtraction import COERCIVE, SUBTRACTED, key_columns
 from .subtraction import chip_label as chip_key
 
@@ -83,7 +94,10 @@ def _order_text(table: pa.Table, column: str) -> str:
 
 
 def _values(table: pa.Table, name: str) -> np.ndarray:
-    return pc.fill_null(table[name], np.nan).to_numpy(zero_copy_only=False).astype(np.float64) if table.num_rows else np.zeros(0)
+    """A column as float64, null, non-finite and out-of-range values a gap (plots.plottable, as every figure)."""
+    if not table.num_rows:
+        return np.zeros(0)
+    return plottable(pc.fill_null(table[name], np.nan).to_numpy(zero_copy_only=False), column_limit(name))
 
 
 class Reused:

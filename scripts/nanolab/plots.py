@@ -67,9 +67,11 @@ WIDTH_IN = 9.0
 OVERVIEW_IN, CHIP_ROW_IN, TOP_IN, BOTTOM_IN = 3.0, 2.1, 0.7, 0.5
 TRACE_POINTS = 60  # points drawn per segment at most (plus its extremes): ~3 px apart at this size
 LABEL_STRIP = 0.1  # share of the voltage range left free on each side for the labels of flagged runs
-# No current or voltage in a figure is larger than this: the extremes of damaged files (1e308, an
-# instrument's 9.9e37 overflow reading) would break matplotlib's tick locator or flatten the panel.
+# No value in a figure is larger than this in its SI unit (A, V, V/cm, A/cm², W): the extremes of damaged
+# files (1e308, an instrument's 9.9e37 overflow reading) would break matplotlib's tick locator or flatten
+# the panel. The same limits in the tables' other units: UNIT_LIMITS, by a column name's unit suffix.
 PLOTTABLE_LIMIT = 1e6
+UNIT_LIMITS = {"nA": 1e15, "MOhm": 1e9}  # 1e6 A; 1e15 Ω (beyond any meter)
 # A title's place fixed (axes.titley), not found from the tick labels below it at every drawing; text
 # unhinted (FreeType's hinting was ~25 % of a day's drawing; at 12 px the glyphs look the same).
 matplotlib.rcParams.update(
@@ -101,12 +103,17 @@ class RunInfo:
     start: datetime | None = None
 
 
-def plottable(values: np.ndarray) -> np.ndarray:
-    """float64 values with NaN (a gap) where a value is not finite or beyond PLOTTABLE_LIMIT: what
-    crosses from the data into matplotlib's axes."""
+def plottable(values: np.ndarray, limit: float = PLOTTABLE_LIMIT) -> np.ndarray:
+    """float64 values with NaN (a gap) where a value is not finite or beyond `limit`: what crosses from
+    the data into matplotlib's axes, in every figure (one rule: the day, lab day and chip figures)."""
     values = np.asarray(values, dtype=np.float64)
     with np.errstate(invalid="ignore"):
-        return np.where(np.abs(values) <= PLOTTABLE_LIMIT, values, np.nan)
+        return np.where(np.abs(values) <= limit, values, np.nan)
+
+
+def column_limit(name: str) -> float:
+    """The plottable limit of a table column, by its unit suffix (`resistance_MOhm`: 1e9)."""
+    return UNIT_LIMITS.get(name.rsplit("_", 1)[-1], PLOTTABLE_LIMIT)
 
 
 def si_unit(largest: float, unit: str = "A") -> tuple[float, str]:
