@@ -1,5 +1,5 @@
-# nanolab: raw PyMeasure CSVs -> staged Parquet -> IV sweep segments -> IV analysis and figures.
-# Run `snakemake --cores 8` (profiles/default is picked up automatically).
+# nanolab: raw PyMeasure CSVs -> staged Parquet -> IV sweep segments -> each analysed procedure's day
+# analysis and figures (nanolab.procedures). Run `snakemake --cores 8` (profiles/default is picked up).
 import atexit
 from pathlib import Path
 
@@ -32,31 +32,33 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/stage.smk"
 include: "workflow/rules/manifest.smk"
-include: "workflow/rules/analysis.smk"
+
+
+# Each analysed procedure's rules (its registry entry in nanolab.procedures names its slug).
+for procedure in ANALYSED.values():
+
+    include: f"workflow/rules/procedures/{procedure.slug}.smk"
+
+
 include: "workflow/rules/report.smk"
-
-
-print_changes()
 
 
 rule all:
     default_target: True
     input:
-        get_final_outputs(),
+        W.final_outputs,
         rules.landing_page.output,
 
 
 onstart:
-    record_raw_root()
-    mark_forced_jobs()
-    without_local_rate_limit()
+    changes.record_root(RESULTS, str(RAW_ROOT))
+    snakehooks.mark_forced_jobs(workflow, wiring.CHECKS, PLAN.days)
+    snakehooks.without_local_rate_limit(workflow)
 
 
 onsuccess:
-    record_build()
+    wiring.record_build(W, RESULTS, PREVIOUS_BUILD)
     print_summary()
 
 
-# Snakemake skips onsuccess when there is nothing to be done; the summary is printed then too.
-atexit.register(print_summary_if_nothing_was_done)
-atexit.register(skip_final_collection)
+atexit.register(snakehooks.at_exit(workflow, print_summary))

@@ -71,7 +71,7 @@ def test_single_run_group_and_both_chips_are_there(analysed):
 
 def test_a_changed_analysis_setting_reruns_only_the_analysis(analysed):
     analysed.write_config(figures=False, analysis={"poly_orders": [1, 2]})
-    assert analysed.planned_jobs() == {"analyse_month": 1, "lab_analysis": 1, "landing_page": 1, "all": 1}
+    assert analysed.planned_jobs() == {"analyse_iv": 1, "lab_analysis": 1, "landing_page": 1, "all": 1}
     # the chip history's order (3) is no longer fitted: the dry run says so, and how to choose
     dry = analysed.snakemake("-n")
     assert "lab_analysis.history_order 3 is not among analysis.poly_orders [1, 2]" in dry.stdout + dry.stderr

@@ -12,6 +12,7 @@ from nanolab import arguments, plan
 from nanolab.catalog import RawFile
 from nanolab.cli import parser
 from nanolab.config import checked_config
+from nanolab.procedures import IV
 from nanolab.schema import read_yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -70,7 +71,7 @@ def test_the_history_order_changes_the_lab_analysis_and_lab_figures_arguments():
 
 
 def test_exclude_duplicates_changes_only_the_analysis_and_manifests_arguments():
-    assert changed_jobs(lambda c: c["analysis"].update(exclude_duplicates=True)) == {("analyse_month", "all"), ("manifests", "all")}
+    assert changed_jobs(lambda c: c["analysis"].update(exclude_duplicates=True)) == {("analyse_iv", "all"), ("manifests", "all")}
 
 
 def test_a_segmentation_change_changes_only_the_batch_jobs_arguments():
@@ -82,23 +83,23 @@ def test_figures_off_changes_only_the_landing_page_arguments():
 
 
 def test_the_timezone_reaches_the_jobs_that_date_or_label_days():
-    expected = STAGE_JOBS | {("iv_figures", "all"), ("landing_page", "all")}
+    expected = STAGE_JOBS | {("draw_iv", "all"), ("landing_page", "all")}
     assert changed_jobs(lambda c: c.update(timezone="Europe/Berlin")) == expected
 
 
 def test_copies_are_listed_for_the_manifests_job_and_left_out_of_the_analysis_only_when_asked():
     config = bundled_config()
-    assert arguments.excluded_runs_args(config, DUPLICATES) == []
+    assert "--exclude-runs" not in IV.analysis.arguments(config, DUPLICATES)
     assert arguments.duplicates_args(config, DUPLICATES) == ["--duplicates", json.dumps(DUPLICATES)]
     config["analysis"]["exclude_duplicates"] = True
-    assert arguments.excluded_runs_args(config, DUPLICATES) == ["--exclude-runs", json.dumps(DUPLICATES)]
+    assert IV.analysis.arguments(config, DUPLICATES)[-2:] == ["--exclude-runs", json.dumps(DUPLICATES)]
     assert arguments.duplicates_args(config, DUPLICATES)[-1] == "--duplicates-excluded"
 
 
 def test_the_manifests_job_keeps_the_whole_trees_months_in_a_days_run():
     args = arguments.manifests_args(bundled_config(), lab_plan(days=["2025-09-10"]), "undated.json", [])
-    months = args[args.index("--iv-months") + 1 : args.index("--duplicates")]
-    assert months == ["2025-09", "2025-10"]  # 2025-10-02 holds no IV file; 2025-10-03 does
+    months = json.loads(args[args.index("--months") + 1])
+    assert months == {"IV": ["2025-09", "2025-10"]}  # 2025-10-02 holds no IV file; 2025-10-03 does
 
 
 @pytest.mark.parametrize("exclude", [False, True])
@@ -115,13 +116,13 @@ def test_the_batch_and_manifests_arguments_parse_as_the_jobs_read_them(tmp_path,
     outputs = ["--stage-root", "st", "--segment-root", "se", "--stage-manifest", "a", "--segment-manifest", "b", "--rejects", "c",
                "--summary", "d", "--staging-summary", "e", "--segmentation-qc", "f", "--segment-points", "g"]  # fmt: skip
     parsed = parser().parse_args(["manifests", *map(str, manifests), *outputs])
-    assert str(parsed.undated_rejects) == "undated.json" and parsed.iv_months == ["2025-09", "2025-10"]
+    assert str(parsed.undated_rejects) == "undated.json" and parsed.months == {"IV": ["2025-09", "2025-10"]}
     assert json.loads(parsed.duplicates) == DUPLICATES and parsed.duplicates_excluded is exclude
 
 
 def test_an_arguments_file_names_its_job_code_and_libraries_first():
-    comment = arguments.file_comment("iv_figures", "all", "0123abcd", {"python": "3.11.7", "matplotlib": "3.9.2"})
-    assert comment == "iv_figures all; code of nanolab.plots: 0123abcd; python 3.11.7, matplotlib 3.9.2"
+    comment = arguments.file_comment("draw_iv", "all", "0123abcd", {"python": "3.11.7", "matplotlib": "3.9.2"})
+    assert comment == "draw_iv all; code of nanolab.plots: 0123abcd; python 3.11.7, matplotlib 3.9.2"
 
 
 def test_a_batch_list_holds_its_files_absolute_paths():

@@ -65,7 +65,7 @@ def test_profile_parses_names_its_executor_and_uses_only_known_options(name):
         assert set(settings["groups"]) == {"stage_batch"}  # month jobs (analysis, figures) span many days: not grouped
     known = {option for action in get_argument_parser()._actions for option in action.option_strings}
     assert {f"--{key}" for key in settings} <= known  # a misspelt key would be silently ignored
-    rules = set(re.findall(r"^rule (\w+):", "".join(p.read_text() for p in (REPO / "workflow/rules").glob("*.smk")), re.M))
+    rules = set(re.findall(r"^rule (\w+):", "".join(p.read_text() for p in (REPO / "workflow/rules").rglob("*.smk")), re.M))
     for key in ("set-threads", "groups"):
         assert set(settings.get(key, {})) <= rules, key
 
@@ -73,7 +73,7 @@ def test_profile_parses_names_its_executor_and_uses_only_known_options(name):
 def test_default_profile_keeps_local_runs_sensible():
     settings = profile("default")
     assert settings["rerun-incomplete"] and settings["keep-going"] and settings["retries"] >= 1
-    rules = "".join(p.read_text() for p in (REPO / "workflow/rules").glob("*.smk"))
+    rules = "".join(p.read_text() for p in (REPO / "workflow/rules").rglob("*.smk"))
     assert len(re.findall(r"^rule \w+:", rules, re.M)) == rules.count("threads: 1") == 7  # single-threaded jobs
     assert "groups" not in settings  # groups would also reshape dry runs; they belong to the cluster profiles
 
@@ -164,7 +164,7 @@ def test_cluster_profiles_submit_one_job_per_five_days(twelve_days, name):
 def rule_envs() -> dict[str, Path]:
     """{rule: its conda env file} for every rule that runs something (`shell:`, `run:`, `script:`…)."""
     envs = {}
-    for smk in sorted((REPO / "workflow/rules").glob("*.smk")):
+    for smk in sorted((REPO / "workflow/rules").rglob("*.smk")):
         for block in re.split(r"^(?=rule \w+:)", smk.read_text(), flags=re.M)[1:]:
             name = re.match(r"rule (\w+):", block)[1]
             if not re.search(r"^\s+(shell|run|script|notebook|wrapper):", block, re.M):
@@ -177,7 +177,7 @@ def rule_envs() -> dict[str, Path]:
 
 def test_every_rule_points_to_a_conda_env_that_pins_the_pip_requirements():
     envs = rule_envs()
-    assert {"stage_batch", "analyse_month", "iv_figures", "manifests"} <= set(envs)
+    assert {"stage_batch", "analyse_iv", "draw_iv", "manifests"} <= set(envs)
     requirements = {k: v for k, v in pins(REPO / "requirements.txt").items() if k not in NOT_IN_JOB_ENVS}
     for rule, env_file in envs.items():
         assert env_file.is_file() and env_file.parent == REPO / "envs", (rule, env_file)
@@ -281,7 +281,7 @@ def test_workflow_on_slurm_goes_through_sbatch_and_equals_a_local_run(slurm_clus
         slurm_log = Path(log)
         assert slurm_log.is_file() and cluster.path / ".snakemake/slurm_logs" in slurm_log.parents, log
         rules_run_by_slurm += re.findall(r"^rule (\w+):", slurm_log.read_text(), re.M)
-    assert sorted(rules_run_by_slurm) == sorted(["stage_batch"] * 2 + ["analyse_month", "iv_figures", "manifests", "lab_analysis", "lab_figures"])
+    assert sorted(rules_run_by_slurm) == sorted(["stage_batch"] * 2 + ["analyse_iv", "draw_iv", "manifests", "lab_analysis", "lab_figures"])
     # The group job runs its two jobs one after another (the plugin's way), and asks for just that:
     # 1 CPU and the sum of their runtimes, not a CPU per day side by side.
     group = slurm_cluster.job(next(job_id for job_id, log in submitted if "/group_day" in log))

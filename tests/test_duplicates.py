@@ -91,7 +91,7 @@ def test_three_copies_are_staged_marked_counted_and_left_out_of_the_analysis_whe
 
     assert wd.planned_jobs() == {}
     exclude = "analysis={exclude_duplicates: true}"  # as the README writes settings
-    planned = {"analyse_month": 1, "lab_analysis": 1, "manifests": 1, "landing_page": 1, "all": 1}
+    planned = {"analyse_iv": 1, "lab_analysis": 1, "manifests": 1, "landing_page": 1, "all": 1}
     assert wd.planned_jobs("--config", exclude) == planned  # nothing is restaged
     result = wd.snakemake("--config", exclude)
     [fits] = load_analysis(wd.results, "iv_fits", date="2025-09-11").to_dict("records")

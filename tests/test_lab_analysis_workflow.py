@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from nanolab.analysis import AnalysisSettings
 from nanolab.lab_plots import plot_all
+from nanolab.layout import records_folder
 from nanolab.read import load_analysis
 from nanolab.synthetic import iv_voltages
 from pymeasure_raw import write_calibration_with_pymeasure, write_iv_with_pymeasure
@@ -199,7 +200,7 @@ def test_geometry_changes_rerun_only_the_lab_analysis(lab):
 
 
 def test_an_edited_raw_file_recomputes_only_its_day(lab):
-    records_dir = lab.results / "04_analysis" / "_lab_records"
+    records_dir = lab.path / records_folder("lab_analysis")
     before = {p.name: p.stat().st_mtime_ns for p in records_dir.iterdir()}
     day1_table = lab.results / "04_analysis" / "coercive_field" / f"date={DAY1}" / "part-000.parquet"
     day1_mtime = day1_table.stat().st_mtime_ns

@@ -8,7 +8,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 TOOLS = Path(sys.executable).parent
-WORKFLOW_FILES = ["Snakefile", *sorted(str(p.relative_to(REPO)) for p in (REPO / "workflow/rules").glob("*.smk"))]
+WORKFLOW_FILES = ["Snakefile", *sorted(str(p.relative_to(REPO)) for p in (REPO / "workflow/rules").rglob("*.smk"))]
 
 
 def test_snakemake_lint_is_clean():
@@ -48,7 +48,7 @@ def test_runtime_requirements_include_what_the_readme_commands_need():
 
 
 def test_the_pinned_snakemake_still_has_what_the_rate_limit_workaround_sets():
-    """common.smk's `without_local_rate_limit` sets the scheduler's `job_rate_limiter` to None, which the
+    """nanolab.snakehooks' `without_local_rate_limit` sets the scheduler's `job_rate_limiter` to None, which the
     scheduler then skips (no 1 s re-evaluation timers); a Snakemake that renamed it would silently keep them."""
     from snakemake.scheduling.job_scheduler import JobScheduler
 

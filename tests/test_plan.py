@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from nanolab import catalog, outputs, plan, reuse
+from nanolab import catalog, layout, outputs, plan, reuse
 from nanolab.schema import read_yaml
 from nanolab.synthetic import make_run, render_raw
 from nanolab.versions import library_versions
@@ -77,7 +77,7 @@ def test_rejects_the_catalog_knows_get_no_batch_and_no_mtime_day(tmp_path):
     assert rows["broken/header_only.csv"]["reason"] == "header but no data rows"
     assert rows["broken/unknown_proc.csv"]["reason"] == "unknown procedure 'Mystery' (not in the procedure schema)"
     assert rows["broken/._IV_fork.csv"]["status"] == "skipped"
-    assert the_plan.iv_months == ["2025-09", today[:7]]  # today's month: for the good file only
+    assert the_plan.months("IV") == ["2025-09", today[:7]]  # today's month: for the good file only
 
 
 def test_a_day_whose_only_iv_files_are_rejects_has_no_job_and_no_month(tmp_path):
@@ -86,7 +86,7 @@ def test_a_day_whose_only_iv_files_are_rejects_has_no_job_and_no_month(tmp_path)
     write(raw / "2025-10-02/IV2025-10-02_1.csv", broken_set(run_text())["header_only.csv"])
     write(raw / "2025-10-02/IV2025-10-02_2.csv", run_text().replace("IV.IV>", "Mystery.Mystery>"))
     the_plan = plan.build(raw, tmp_path / "results", catalog.scan(raw, "America/Santiago"), PROCEDURES, 400, [])
-    assert list(the_plan.batches) == [("2025-09-10", "1-of-1")] and the_plan.iv_months == ["2025-09"]
+    assert list(the_plan.batches) == [("2025-09-10", "1-of-1")] and the_plan.months("IV") == ["2025-09"]
     with pytest.raises(plan.Stop, match="no raw files that stage on 2025-10-02"):
         plan.build(raw, tmp_path / "results", catalog.scan(raw, "America/Santiago"), PROCEDURES, 400, ["2025-10-02"])
 
@@ -134,7 +134,7 @@ def test_a_reuse_key_changes_with_its_code_fingerprint_and_parts():
 
 def test_every_rule_with_an_arguments_file_runs_the_command_the_plan_names():
     """The plan's RULE_COMMANDS replace a regex over the rules' shell text at DAG time; this keeps them equal."""
-    text = "\n".join(path.read_text() for path in (REPO / "workflow/rules").glob("*.smk"))
+    text = "\n".join(path.read_text() for path in (REPO / "workflow/rules").rglob("*.smk"))
     rules = dict(re.findall(r"^rule (\w+):.*?\n        \"python -m ([\w.]+(?: [a-z]+)?) @\{input\.args:q\}", text, re.S | re.M))
     assert rules == plan.RULE_COMMANDS
 
@@ -253,8 +253,8 @@ def tamper_staged_file(results: Path) -> Path:
     [
         (["--forceall"], {"02_stage", "03_intermediate", "04_analysis", "figures"}),
         (["--forcerun", "stage_batch"], {"02_stage", "03_intermediate"}),
-        (["-R", "iv_figures"], {"figures"}),
-        (["--forcerun", "analyse_month"], {"04_analysis"}),
+        (["-R", "draw_iv"], {"figures"}),
+        (["--forcerun", "analyse_iv"], {"04_analysis"}),
     ],
 )
 def test_forcing_redoes_every_output_of_the_forced_jobs_from_the_raw_bytes(built, force, forced_kinds):
@@ -294,9 +294,9 @@ def test_a_library_upgrade_reruns_and_redoes_what_it_may_change_and_says_why(bui
     dry = built.snakemake("-n")
     text = dry.stdout + dry.stderr
     assert f"libraries changed since results/ was last built: matplotlib {before and __import__('matplotlib').__version__} -> 99.0.0" in text
-    assert "(reruns iv_figures" in text
-    assert built.planned_jobs() == {"iv_figures": 1, "lab_figures": 1, "landing_page": 1, "all": 1}  # the figure jobs and the page of their tables
-    [args] = re.findall(r"Updated input files: (\S+/args/iv_figures/\S+\.args)", text)
+    assert "(reruns draw_iv" in text
+    assert built.planned_jobs() == {"draw_iv": 1, "lab_figures": 1, "landing_page": 1, "all": 1}  # the figure jobs and the page of their tables
+    [args] = re.findall(r"Updated input files: (\S+/args/draw_iv/\S+\.args)", text)
     assert "matplotlib 99.0.0" in (built.path / args).read_text().splitlines()[0]
     # The job's own reuse key has the version too: pretend the job's matplotlib is 99.0.0 as well
     shim = tmp_path / "site/sitecustomize.py"
@@ -367,7 +367,7 @@ def test_the_output_check_expects_figures_for_the_days_the_segment_manifests_lis
     manifest = "results/03_intermediate/_batches/date=2025-09-10/batch=1-of-1.parquet"
     Path(manifest).parent.mkdir(parents=True)
     pq.write_table(pa.table({"run_id": ["a"], "date": ["2025-09-10"], "status": ["ok"], "output": [None], "n_segments": [0]}), manifest)
-    figures = plan.figure_folders("2025-09")
+    figures = layout.figure_folders("iv", "2025-09")
     for folder in figures:
         Path(folder).mkdir(parents=True)
     expected = checks.ExpectedOutputs(

@@ -339,7 +339,7 @@ def test_undated_rejects_are_listed_with_a_null_date_and_make_no_day(built):
 def test_config_values_as_typed_on_the_command_line(built):
     for typed in ("figures=false", "figures=False"):
         (built.raw_root / "2025-09-10/IV2025-09-10_2.csv").write_text("now broken\n")  # gives the day work to do
-        assert "iv_figures" not in built.planned_jobs("--config", typed)
+        assert "draw_iv" not in built.planned_jobs("--config", typed)
     assert built.planned_jobs("--config", "segmentation={dv_threshold: 0.002}")["stage_batch"] == 2
     result = built.snakemake("-n", "--config", "figures=maybe", check=False)
     assert result.returncode != 0 and "figures: 'maybe' is not accepted; use true or false" in output_of(result)
@@ -371,7 +371,7 @@ def files_of(results: Path, folder: str) -> dict[str, tuple[int, bytes]]:
         # segmentation code: re-segments and what follows, never restages (every staged file byte- and mtime-identical)
         (
             "segment.py",
-            {"stage_batch", "analyse_month", "iv_figures", "lab_analysis", "lab_figures"},
+            {"stage_batch", "analyse_iv", "draw_iv", "lab_analysis", "lab_figures"},
             ["02_stage/raw_measurements"],
             ["03_intermediate/iv_segments"],
         ),
@@ -379,7 +379,7 @@ def files_of(results: Path, folder: str) -> dict[str, tuple[int, bytes]]:
         ("plan.py", set(), ["02_stage", "03_intermediate", "04_analysis", "04_report"], []),
         ("catalog.py", set(), ["02_stage", "03_intermediate", "04_analysis", "04_report"], []),
         # the analysis: it and what depends on it, nothing upstream
-        ("analysis.py", {"analyse_month", "iv_figures", "lab_analysis", "lab_figures"}, ["02_stage", "03_intermediate"], ["04_analysis/iv_stats"]),
+        ("analysis.py", {"analyse_iv", "draw_iv", "lab_analysis", "lab_figures"}, ["02_stage", "03_intermediate"], ["04_analysis/iv_stats"]),
     ],
 )
 def test_a_code_change_reruns_exactly_the_jobs_and_outputs_of_that_code(built, tmp_path, monkeypatch, module, reruns, untouched, rewritten):
@@ -456,7 +456,7 @@ def test_a_days_run_leaves_other_months_alone_and_the_next_full_run_has_nothing_
     before = august()
     assert any(p.startswith("04_analysis/iv_stats/date=2025-08") for p in before) and any("03_intermediate" in p for p in before)
     forced = wd.planned_jobs("--forceall", "--config", "days=2025-09-10")
-    assert forced["analyse_month"] == forced["iv_figures"] == forced["stage_batch"] == 1  # September's only
+    assert forced["analyse_iv"] == forced["draw_iv"] == forced["stage_batch"] == 1  # September's only
     wd.snakemake("--forceall", "--config", "days=2025-09-10")
     assert august() == before
     assert wd.planned_jobs() == {}

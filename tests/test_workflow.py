@@ -183,7 +183,7 @@ def test_touching_a_file_without_changing_it_reruns_nothing(workdir):
 def test_editing_one_file_reruns_only_its_partition(workdir):
     workdir.snakemake()
     staged_before = {p: p.stat().st_mtime_ns for p in workdir.results.rglob("part-000.parquet")}
-    drawn = workdir.results / "04_report/_drawn/month=2025-09"
+    drawn = workdir.results / "04_report/_drawn/iv_days/month=2025-09"
     drawn_before = {p.name: p.stat().st_mtime_ns for p in drawn.glob("*.png")}
     assert len(drawn_before) == 3
     path = workdir.raw_root / "2025-09-11/IV2025-09-11_1.csv"
@@ -203,7 +203,7 @@ def test_editing_one_file_reruns_only_its_partition(workdir):
     ) == 6  # the day kinds; the lab tables stay: their inputs have the same bytes
     # only its day's figure is redrawn; the other days' drawings are linked into the report as they were
     assert {name for name, mtime in drawn_before.items() if (drawn / name).stat().st_mtime_ns != mtime} == {"date=2025-09-11.png"}
-    assert "3 days: 1 drawn, 2 unchanged since drawn" in (workdir.path / "logs/figures/month=2025-09.log").read_text()
+    assert "3 days: 1 drawn, 2 unchanged since drawn" in (workdir.path / "logs/figures/iv/month=2025-09.log").read_text()
     for name in drawn_before:
         assert (workdir.results / "04_report/iv_days/month=2025-09" / name).read_bytes() == (drawn / name).read_bytes()
     assert workdir.planned_jobs() == {}

@@ -58,5 +58,5 @@ class Workdir:
 
 def downstream_of_batches(stage_batches: int) -> dict[str, int]:
     """The jobs a run plans when `stage_batches` batch jobs of one month rerun, figures on: all that follows them."""
-    later = ("analyse_month", "iv_figures", "lab_analysis", "lab_figures", "manifests", "landing_page", "all")
+    later = ("analyse_iv", "draw_iv", "lab_analysis", "lab_figures", "manifests", "landing_page", "all")
     return {"stage_batch": stage_batches, **dict.fromkeys(later, 1)}

@@ -65,13 +65,14 @@ def analyse_days(
     days: list[str] | None = None,
     engine: reuse.Engine = reuse.IN_PROCESS,
     excluded: dict[str, list[str]] | None = None,
+    records_dir: Path | None = None,
 ) -> pa.Table:
     """Analyse each of `days` (default: each day found in `points_files`), without the runs `excluded`
     names for it (copies of other raw files, with analysis.exclude_duplicates); one manifest row per day
     and kind. A day made before from these very points, settings and code keeps its tables (`engine`)."""
     rows: list[dict] = []
     points_of = points_by_day(points_files)
-    records = reuse.Folder(out_root / "_records")
+    records = reuse.Folder(records_dir or out_root / "_records")
     for day in points_of if days is None else days:
         paths = points_of.get(day, [])
         left_out = sorted((excluded or {}).get(day, []))
@@ -123,6 +124,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--group-by", choices=("chip", "day"), required=True)
     parser.add_argument("--exclude-runs", default="[]", help="JSON [{run_id, date}]: runs the analysis leaves out (copies of other raw files)")
     parser.add_argument("--segment-manifests", type=Path, nargs="*", help="the month's segment batch manifests: which days are analysed")
+    parser.add_argument("--records-dir", type=Path, help="one reuse record per day (default: <out-root>/_records)")
     reuse.add_arguments(parser)
     parser.add_argument("points", type=Path, nargs="*", help="the month's iv_points batch files")
     args = parser.parse_args(argv)
@@ -132,7 +134,7 @@ def main(argv: list[str] | None = None) -> None:
     for run in json.loads(args.exclude_runs):
         excluded[run["date"]].append(run["run_id"])
     days = None if args.segment_manifests is None else analysed_days(args.segment_manifests)
-    manifest = analyse_days(args.points, args.out_root, settings, days, reuse.engine(args.code, "analysis", args.check), excluded)
+    manifest = analyse_days(args.points, args.out_root, settings, days, reuse.engine(args.code, "analysis", args.check), excluded, args.records_dir)
     write_parquet_atomic(manifest, args.manifest)
     write_csv(fits_table(manifest), args.fits_table)
     log.info("analysed %d days", len(set(manifest["date"].to_pylist())))

@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from .catalog import RawFile
-from .plan import ANALYSIS, REPORT, REUSE_CODE, RULE_COMMANDS, Plan
+from .layout import figure_folders, month_table, records_folder
+from .plan import REUSE_CODE, RULE_COMMANDS, Plan
+from .procedures import ANALYSED, IV, JOBS, Job
 from .versions import describe_versions
 
 Config = Mapping[str, Any]  # the config after the schema check (typed values, defaults filled in)
@@ -56,28 +58,6 @@ def stage_args(config: Config, raw_root: Path, raw_list: Path) -> Args:
     ]
 
 
-def excluded_runs_args(config: Config, duplicates: Duplicates) -> Args:
-    """For the analysis jobs, only with analysis.exclude_duplicates: the copies to leave out."""
-    if not config["analysis"]["exclude_duplicates"]:
-        return []
-    return ["--exclude-runs", json.dumps(duplicates)]
-
-
-def analysis_args(config: Config, duplicates: Duplicates) -> Args:
-    analysis = config["analysis"]
-    return [
-        "--poly-orders",
-        *analysis["poly_orders"],
-        "--v-max-decimals",
-        analysis["v_max_decimals"],
-        "--hysteresis-decimals",
-        analysis["hysteresis_decimals"],
-        "--group-by",
-        analysis["group_by"],
-        *excluded_runs_args(config, duplicates),
-    ]
-
-
 def duplicates_args(config: Config, duplicates: Duplicates) -> Args:
     """For the manifests job: every copy and the file it copies (marked duplicate_of and counted)."""
     excluded = ["--duplicates-excluded"] if config["analysis"]["exclude_duplicates"] else []
@@ -85,21 +65,22 @@ def duplicates_args(config: Config, duplicates: Duplicates) -> Args:
 
 
 def manifests_args(config: Config, plan: Plan, undated_rejects: str, duplicates: Duplicates) -> Args:
-    """The analysis root, the catalog's rejects' rows (no batch lists them) and the months the whole tree has."""
+    """The catalog's rejects' rows (no batch lists them) and each analysed procedure's months in the whole
+    tree (what the manifests job keeps)."""
+    months = {proc: plan.all_months(proc) for proc in ANALYSED}
     return [
-        "--analysis-root",
-        ANALYSIS,
         "--undated-rejects",
         undated_rejects,
-        "--iv-months",
-        *plan.all_iv_months,
+        "--months",
+        json.dumps(months, sort_keys=True),
         *duplicates_args(config, duplicates),
     ]
 
 
 def landing_args(config: Config, raw_root: Path, workflow_dir: str) -> Args:
     """The report's first page: the raw tree and code it names, and the tables it makes sortable."""
-    figures = ["--runs-root", f"{REPORT}/iv_day_runs", "--figures-root", f"{REPORT}/iv_days"]
+    day_figures, day_runs = (folder.rsplit("/", 1)[0] for folder in figure_folders(IV.slug, "*"))
+    figures = ["--runs-root", day_runs, "--figures-root", day_figures]
     return [
         "--raw-root",
         raw_root,
@@ -108,40 +89,23 @@ def landing_args(config: Config, raw_root: Path, workflow_dir: str) -> Args:
         "--workflow-dir",
         workflow_dir,
         "--fits-root",
-        f"{REPORT}/iv_fits",
+        month_table(IV.slug, "*").rsplit("/", 1)[0],
         *(figures if config["figures"] else []),
     ]
 
 
-def lab_analysis_args(config: Config) -> Args:
-    lab = config["lab_analysis"]
-    return [
-        "--reference-v-max",
-        lab["reference_v_max"],
-        "--channel-length-um",
-        lab["channel_length_um"],
-        "--channel-width-um",
-        lab["channel_width_um"],
-        "--chip-geometry",
-        json.dumps(lab["chips"], sort_keys=True),
-        "--beam-to-sample-ratio",
-        lab["beam_to_sample_ratio"],
-        "--history-order",
-        lab["history_order"],
-    ]
-
-
 def shared_args(config: Config, plan: Plan, duplicates: Duplicates, undated_rejects: str, workflow_dir: str) -> dict[str, Args]:
-    """{rule: arguments} of the rules whose jobs all take the same arguments (one file per rule).
-    A new rule adds its line here and its command to nanolab.plan.RULE_COMMANDS."""
+    """{rule: arguments} of the rules whose jobs all take the same arguments (one file per rule): the
+    manifests and landing jobs, and every analysed procedure's jobs (their registry entries say how)."""
     return {
-        "analyse_month": analysis_args(config, duplicates),
-        "iv_figures": ["--timezone", config["timezone"]],
         "manifests": manifests_args(config, plan, undated_rejects, duplicates),
         "landing_page": landing_args(config, plan.raw_root, workflow_dir),
-        "lab_analysis": lab_analysis_args(config),
-        "lab_figures": ["--order", config["lab_analysis"]["history_order"]],
-    }
+    } | {rule: [*job.arguments(config, duplicates), *records_args(job)] for rule, job in JOBS.items()}
+
+
+def records_args(job: Job) -> Args:
+    """An analysis job's reuse records folder, one per rule (a figure job keeps its drawings beside its figures)."""
+    return [] if job.draws else ["--records-dir", records_folder(job.rule)]
 
 
 def job_args(

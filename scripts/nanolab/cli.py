@@ -135,17 +135,18 @@ def run_manifests(args: argparse.Namespace) -> None:
     """Both manifests, the rejects list and the summary in one job: the end of every run is one step."""
     from . import integrity, manifest
     from .atomic import write_text_atomic
-    from .outputs import iv_days
+    from .outputs import procedure_days
+    from .procedures import ANALYSED
 
     undated = json.loads(args.undated_rejects.read_text(encoding="utf-8")) if args.undated_rejects else []
     for row in undated:  # the rejects the catalog knows had no staging job to log them
         log.warning("%s %s: %s", "rejected" if row["status"] == "reject" else "skipped", row["source_file"], row["reason"])
     staged = merge("stage", args.stage_root, args.stage_batches, args.stage_manifest, undated, json.loads(args.duplicates))
     segmented = merge("segment", args.segment_root, args.segment_batches, args.segment_manifest)
-    days = set(iv_days(segmented.select(["date"]).to_pydict()))  # what the analysis and figure jobs write
-    report_root = args.staging_summary.parent  # results/04_report, where the figure rules write
-    for path in manifest.prune_days_without_iv_runs(report_root, args.analysis_root, days, set(args.iv_months)):
-        log.info("removed %s: no IV runs on that day any more", path)
+    for name, procedure in ANALYSED.items():  # what its analysis and figure jobs write, and no more
+        days = set(procedure_days(staged.select(["date", "proc", "status"]).to_pydict(), name))
+        for path in manifest.prune_days_gone(procedure, days, set(args.months.get(name, []))):
+            log.info("removed %s: no %s runs on that day any more", path, name)
     manifest.write_rejects_csv(staged, args.rejects)
     manifest.write_csv(manifest.staging_summary(staged), args.staging_summary)
     manifest.write_csv(manifest.flagged_runs(segmented), args.segmentation_qc)
@@ -213,8 +214,7 @@ def parser() -> argparse.ArgumentParser:
     p = commands.add_parser("manifests", help="merge batch manifests, remove orphaned outputs, summarize")
     p.add_argument("--stage-root", type=Path, required=True, help="results/02_stage")
     p.add_argument("--segment-root", type=Path, required=True, help="results/03_intermediate")
-    p.add_argument("--analysis-root", type=Path, required=True, help="results/04_analysis")
-    p.add_argument("--iv-months", nargs="*", default=[], help="months with analysis and figure jobs")
+    p.add_argument("--months", type=json.loads, default={}, help="JSON {procedure: months with its analysis and figure jobs}")
     p.add_argument("--stage-manifest", type=Path, required=True)
     p.add_argument("--segment-manifest", type=Path, required=True)
     p.add_argument("--rejects", type=Path, required=True)

@@ -61,7 +61,12 @@ def analyse_day(day: str, tables: dict[str, pa.Table], runs: dict[str, dict], fi
 
 
 def run(
-    analysis_manifests: list[Path], stage_manifest: Path, out_root: Path, settings: LabSettings, engine: reuse.Engine = reuse.IN_PROCESS
+    analysis_manifests: list[Path],
+    stage_manifest: Path,
+    out_root: Path,
+    settings: LabSettings,
+    engine: reuse.Engine = reuse.IN_PROCESS,
+    records_dir: Path | None = None,
 ) -> tuple[pa.Table, pa.Table]:
     """(manifest rows per day and kind, the chip history of every day); a day made before from the same
     inputs, settings and code keeps its tables (`engine`)."""
@@ -75,7 +80,7 @@ def run(
     for row in iv:
         runs_of_day.setdefault(row["date"], []).append(str([row[name] for name in settings_of]))
     rows, histories, computed = [], [], 0
-    records = reuse.Folder(out_root / "_lab_records")
+    records = reuse.Folder(records_dir or out_root / "_lab_records")
     for day, inputs in day_inputs(analysis_manifests).items():
         if any(kind not in inputs for kind in INPUT_KINDS):
             log.warning("%s: analysis tables missing (%s), skipped", day, ", ".join(k for k in INPUT_KINDS if k not in inputs))
@@ -114,6 +119,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--chip-geometry", type=json.loads, default={}, help='JSON: {"Alisson 67": {"channel_length_um": 96}}')
     parser.add_argument("--beam-to-sample-ratio", type=float, required=True)
     parser.add_argument("--history-order", type=int, required=True)
+    parser.add_argument("--records-dir", type=Path, help="one reuse record per day (default: <out-root>/_lab_records)")
     reuse.add_arguments(parser)
     parser.add_argument("analysis_manifests", type=Path, nargs="*", help="the months' analysis manifests")
     args = parser.parse_args(argv)
@@ -121,9 +127,8 @@ def main(argv: list[str] | None = None) -> None:
     geometry = Geometry(args.channel_length_um, args.channel_width_um, args.beam_to_sample_ratio, args.chip_geometry)
     reference = None if args.reference_v_max == 0 else args.reference_v_max
     settings = LabSettings(reference, geometry, args.history_order)
-    manifest, history = run(
-        args.analysis_manifests, args.stage_manifest, args.out_root, settings, reuse.engine(args.code, "lab_analysis", args.check)
-    )
+    engine = reuse.engine(args.code, "lab_analysis", args.check)
+    manifest, history = run(args.analysis_manifests, args.stage_manifest, args.out_root, settings, engine, args.records_dir)
     write_parquet_atomic(manifest, args.manifest)
     write_csv(history, args.history_table)
 

@@ -16,6 +16,8 @@ import pyarrow.csv as pacsv
 
 from .atomic import write_bytes_atomic, write_text_atomic
 from .io import read_parquet, write_parquet_atomic
+from .layout import ANALYSIS, analysis_manifest, drawn_folder, figure_folders, month_table, records_folder
+from .procedures import Procedure
 
 
 def merge_manifests(paths: list[Path], schema: pa.Schema) -> pa.Table:
@@ -211,14 +213,16 @@ def write_csv(table: pa.Table, path: Path) -> Path:
     return write_bytes_atomic(csv_bytes(table), Path(path)).path
 
 
-def prune_days_without_iv_runs(report_root: Path, analysis_root: Path, days: set[str], months: set[str]) -> list[Path]:
-    """Analysis tables and figures of days without IV runs (nanolab.outputs.iv_days) and of months without
-    analysis and figure jobs: their raw files were deleted or moved. A month that still has days drops
-    the others' drawings in its own job."""
-    stale = [p for p in analysis_root.glob("*/date=*") if p.name.removeprefix("date=").removesuffix(".json") not in days]
-    stale += [p for p in analysis_root.glob("_batches/month=*.parquet") if p.stem.removeprefix("month=") not in months]
-    for kind in ("iv_days", "iv_day_runs", "iv_fits", "_drawn"):
-        stale += [p for p in report_root.glob(f"{kind}/month=*") if p.name.removeprefix("month=").removesuffix(".csv") not in months]
+def prune_days_gone(procedure: Procedure, days: set[str], months: set[str]) -> list[Path]:
+    """A procedure's analysis tables, records and figures of days without its runs (nanolab.outputs) and of
+    months without its analysis and figure jobs: their raw files were deleted or moved. A month that still
+    has days drops the others' drawings in its own job. Paths as nanolab.layout defines them."""
+    folders = [Path(ANALYSIS, kind) for kind in procedure.kinds] + [Path(records_folder(job.rule)) for job in procedure.jobs]
+    stale = [p for folder in folders for p in folder.glob("date=*") if p.name.removeprefix("date=").removesuffix(".json") not in days]
+    month_files = [analysis_manifest(procedure.slug, "*"), month_table(procedure.slug, "*"), *figure_folders(procedure.slug, "*")]
+    month_files.append(drawn_folder(figure_folders(procedure.slug, "*")[0]))
+    for pattern in month_files:
+        stale += [p for p in Path().glob(pattern) if p.name.removeprefix("month=").split(".")[0] not in months]
     for path in stale:
         shutil.rmtree(path) if path.is_dir() else path.unlink()
     return stale

@@ -17,6 +17,13 @@ def iv_days(segment_manifest: Mapping[str, Sequence]) -> list[str]:
     return sorted({day for day in segment_manifest["date"] if day is not None})
 
 
+def procedure_days(stage_manifest: Mapping[str, Sequence], procedure: str) -> list[str]:
+    """The days with a procedure's analysis tables and figures, from stage manifest columns (date, proc,
+    status): its staged runs' days. For IV the same days as `iv_days` (a segment row per staged IV run)."""
+    rows = zip(stage_manifest["date"], stage_manifest["proc"], stage_manifest["status"])
+    return sorted({day for day, proc, status in rows if day is not None and proc == procedure and status == "ok"})
+
+
 def day_files(figure_dir: str, runs_dir: str, days: Iterable[str]) -> list[str]:
     """The figure and the runs table the figure job writes for each day."""
     days = list(days)

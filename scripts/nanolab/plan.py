@@ -14,37 +14,25 @@ from pathlib import Path
 
 from . import catalog
 from .catalog import RawFile
-
-# Where each stage's results go (relative to the run folder: arguments files stay valid when it moves).
-STAGE = "results/02_stage"
-SEGMENTS = "results/03_intermediate"
-ANALYSIS = "results/04_analysis"
-REPORT = "results/04_report"
+from .procedures import ANALYSED, JOBS
 
 # The package command each rule's shell runs (`python -m <command> @args …`): its code fingerprint and
-# the libraries below go into the job's arguments file. A new rule with an arguments file adds a line.
+# the libraries below go into the job's arguments file. The analysed procedures' rules come from their
+# registry entries (nanolab.procedures).
 RULE_COMMANDS = {
     "stage_batch": "nanolab batch",
     "manifests": "nanolab manifests",
-    "analyse_month": "nanolab.analysis_job",
-    "iv_figures": "nanolab.plots",
     "landing_page": "nanolab.landing",
-    "lab_analysis": "nanolab.lab_analysis_job",
-    "lab_figures": "nanolab.lab_plots",
-}
+} | {rule: job.module for rule, job in JOBS.items()}
 # The module computing each kind of output a rule's jobs reuse: a reuse key holds the fingerprint of that
 # module and what it imports (`codehash`), carried by the arguments file, so an edit to segmentation
 # re-segments without restaging, and an edit to a DAG-time module (plan, catalog) redoes no output.
-REUSE_CODE = {
-    "stage_batch": {"stage": "nanolab.stage", "segments": "nanolab.iv_segments"},
-    "analyse_month": {"analysis": "nanolab.analysis_job"},
-    "iv_figures": {"figures": "nanolab.plots"},
-    "lab_analysis": {"lab_analysis": "nanolab.lab_analysis_job"},
-    "lab_figures": {"lab_figures": "nanolab.lab_plots"},
+REUSE_CODE = {"stage_batch": {"stage": "nanolab.stage", "segments": "nanolab.iv_segments"}} | {
+    rule: {job.kind: job.module} for rule, job in JOBS.items()
 }
 # Libraries whose version decides the bytes a rule writes (Python itself always counts).
 LIBRARIES = ("pyarrow", "numpy")
-RULE_LIBRARIES = {"iv_figures": (*LIBRARIES, "matplotlib"), "lab_figures": (*LIBRARIES, "matplotlib")}
+RULE_LIBRARIES = {rule: (*LIBRARIES, "matplotlib") for rule, job in JOBS.items() if job.draws}
 
 
 class Stop(SystemExit):
@@ -83,40 +71,32 @@ class Plan:
         return {key: files for key, files in self.batches.items() if not self.days or key[0] in self.days}
 
     @cached_property
-    def iv_batches(self) -> list[tuple[str, str]]:
-        """Batches holding IV files that stage: their days are the analysis and figure jobs' months."""
-        return [key for key, files in self.batches.items() if any(f.proc == "IV" for f in files)]
+    def procedure_batches(self) -> dict[str, list[tuple[str, str]]]:
+        """{procedure: batches holding its files that stage}: their days are its analysis and figure jobs' months."""
+        procs = {proc: [] for proc in ANALYSED}
+        for key, files in self.batches.items():
+            for proc in {f.proc for f in files} & procs.keys():
+                procs[proc].append(key)
+        return procs
+
+    def all_months(self, proc: str) -> list[str]:
+        """Months with the procedure's analysis and figure jobs in the whole tree (what the manifests job keeps)."""
+        return sorted({day[:7] for day, _ in self.procedure_batches[proc]})
+
+    def months(self, proc: str) -> list[str]:
+        """The procedure's months this run (re)does: a `days=…` run only its days' months."""
+        return sorted({day[:7] for day, _ in self.procedure_batches[proc] if not self.days or day in self.days})
 
     @cached_property
-    def all_iv_months(self) -> list[str]:
-        """Months with analysis and figure jobs in the whole tree (what the manifests job keeps)."""
-        return sorted({day[:7] for day, _ in self.iv_batches})
+    def any_months(self) -> list[str]:
+        """The months this run (re)does, of any procedure (a days=… run's month wildcards)."""
+        return sorted({month for proc in ANALYSED for month in self.months(proc)})
 
-    @cached_property
-    def iv_months(self) -> list[str]:
-        """The months this run (re)does: a `days=…` run only its days' months."""
-        return sorted({day[:7] for day, _ in self.iv_batches if not self.days or day in self.days})
-
-    def month_batches(self, month: str) -> list[tuple[str, str]]:
-        return [(day, label) for day, label in self.iv_batches if day.startswith(f"{month}-")]
+    def month_batches(self, proc: str, month: str) -> list[tuple[str, str]]:
+        return [(day, label) for day, label in self.procedure_batches[proc] if day.startswith(f"{month}-")]
 
     def reject_rows(self) -> list[dict[str, object]]:
         return catalog.reject_rows(list(self.rejects))
-
-
-def batch_outputs(day: str, label: str) -> tuple[str, str, str]:
-    """The stage manifest, segment manifest and points file the batch job of (day, label) declares."""
-    batch = f"date={day}/batch={label}.parquet"
-    return f"{STAGE}/_batches/{batch}", f"{SEGMENTS}/_batches/{batch}", f"{SEGMENTS}/_points/{batch}"
-
-
-def analysis_manifest(month: str) -> str:
-    return f"{ANALYSIS}/_batches/month={month}.parquet"
-
-
-def figure_folders(month: str) -> tuple[str, str]:
-    """The figure job's two declared folders: day figures, day runs tables."""
-    return f"{REPORT}/iv_days/month={month}", f"{REPORT}/iv_day_runs/month={month}"
 
 
 def raw_list_name(day: str, label: str, files: list[RawFile]) -> str:

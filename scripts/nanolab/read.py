@@ -23,17 +23,16 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from .analysis import DAY_KINDS
 from .io import read_parquet
 from .iv_segments import SEGMENT_COLUMNS, SEGMENT_DATASET, SEGMENT_FACTS, SEGMENT_RUN_COLUMNS
-from .lab_analysis_job import LAB_KINDS
+from .procedures import analysis_kinds
 from .schema import read_yaml
 from .stage import STAGE_DATASET
 
 ANALYSIS_FOLDER = "04_analysis"
 STAGE_MANIFEST = Path("02_stage") / "_manifest" / "manifest.parquet"  # one row per raw file: the run columns
 SEGMENT_MANIFEST = Path("03_intermediate") / "_manifest" / "manifest.parquet"  # one row per IV run: per-segment lists
-ANALYSIS_KINDS = (*DAY_KINDS, *LAB_KINDS)
+ANALYSIS_KINDS = analysis_kinds()  # every analysed procedure's day tables (nanolab.procedures)
 PARTITIONS = {
     STAGE_DATASET: pa.schema([("proc", pa.string()), ("date", pa.string()), ("run_id", pa.string())]),
     SEGMENT_DATASET: pa.schema([("proc", pa.string()), ("date", pa.string()), ("run_id", pa.string()), ("segment", pa.int32())]),

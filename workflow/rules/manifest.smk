@@ -3,31 +3,31 @@ rule manifests:
     summary; removes outputs that no current raw file produces (deleted, or moved to another day).
     """
     input:
-        stage=get_stage_batch_manifests,
-        segments=get_segment_batch_manifests,
-        args=get_shared_args("manifests"),
-        check=get_manifests_output_check,
+        stage=W.batch_manifests(0),
+        segments=W.batch_manifests(1),
+        args=shared_args("manifests"),
+        check=checked(layout.MANIFESTS["stage"]),
     output:
-        stage=f"{STAGE}/_manifest/manifest.parquet",
+        stage=layout.MANIFESTS["stage"],
         rejects=report(
-            f"{STAGE}/_manifest/rejects.csv",
+            layout.MANIFESTS["rejects"],
             caption="../report/rejects.rst",
             category="Staging",
         ),
-        segments=f"{SEGMENTS}/_manifest/manifest.parquet",
-        summary="results/summary.txt",
+        segments=layout.MANIFESTS["segments"],
+        summary=layout.MANIFESTS["summary"],
         staging_summary=report(
-            "results/04_report/staging_summary.csv",
+            layout.MANIFESTS["staging_summary"],
             caption="../report/staging_summary.rst",
             category="Staging",
         ),
         segmentation_qc=report(
-            "results/04_report/segmentation_qc.csv",
+            layout.MANIFESTS["segmentation_qc"],
             caption="../report/segmentation_qc.rst",
             category="Segmentation QC",
         ),
         segment_points=report(
-            "results/04_report/segment_points.csv",
+            layout.MANIFESTS["segment_points"],
             caption="../report/segment_points.rst",
             category="Segmentation QC",
         ),
@@ -40,8 +40,8 @@ rule manifests:
         mem_mb=manifests_mem_mb,
         runtime=10,
     params:
-        stage_root=get_stage_root,
-        segment_root=get_segment_root,
+        stage_root=output_root("stage", 1),
+        segment_root=output_root("segments", 1),
     shell:
         "python -m nanolab manifests @{input.args:q}"
         " --stage-root {params.stage_root:q} --segment-root {params.segment_root:q}"

@@ -6,11 +6,11 @@ rule stage_batch:
     input:
         schema=SCHEMA_COPY,
         args=get_stage_args,
-        check=get_stage_output_check,
+        check=get_stage_checks,
     output:
-        stage=f"{STAGE}/_batches/date={{date}}/batch={{batch}}.parquet",
-        segments=f"{SEGMENTS}/_batches/date={{date}}/batch={{batch}}.parquet",
-        points=f"{SEGMENTS}/_points/date={{date}}/batch={{batch}}.parquet",
+        stage=layout.batch_outputs("{date}", "{batch}")[0],
+        segments=layout.batch_outputs("{date}", "{batch}")[1],
+        points=layout.batch_outputs("{date}", "{batch}")[2],
     log:
         "logs/stage/date={date}/batch={batch}.log",
     conda:
@@ -20,8 +20,8 @@ rule stage_batch:
         mem_mb=batch_mem_mb,
         runtime=batch_runtime,
     params:
-        stage_root=get_stage_root,
-        segment_root=get_segment_root,
+        stage_root=output_root("stage", 2),
+        segment_root=output_root("segments", 2),
     shell:
         "python -m nanolab batch @{input.args:q} --schema {input.schema:q}"
         " --stage-root {params.stage_root:q} --segment-root {params.segment_root:q}"
