@@ -8,6 +8,7 @@ file recomputes only its day.
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 from collections import defaultdict
@@ -17,14 +18,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import outputs, reuse
+from . import job, outputs, reuse
 from .analysis import DAY_KINDS, AnalysisSettings, analyse_day
 from .atomic import Written
 from .io import read_parquet, write_parquet, write_parquet_atomic
 from .iv_segments import POINTS_SCHEMA
-from .jobargs import JobArgumentParser
 from .manifest import write_csv
-from .nopandas import without_pandas
 
 log = logging.getLogger("nanolab")
 
@@ -112,9 +111,7 @@ def fits_table(manifest: pa.Table) -> pa.Table:
     return pa.concat_tables(tables, promote_options="permissive") if tables else pa.table({"date": pa.array([], pa.string())})
 
 
-def main(argv: list[str] | None = None) -> None:
-    without_pandas()  # pyarrow imports pandas (~0.45 s CPU a job) at its first conversion
-    parser = JobArgumentParser(prog="python -m nanolab.analysis_job", description=__doc__)
+def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out-root", type=Path, required=True, help="results/04_analysis")
     parser.add_argument("--manifest", type=Path, required=True, help="the month's analysis manifest (Parquet)")
     parser.add_argument("--fits-table", type=Path, required=True, help="CSV: resistance and R² per group, for the report")
@@ -125,19 +122,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--exclude-runs", default="[]", help="JSON [{run_id, date}]: runs the analysis leaves out (copies of other raw files)")
     parser.add_argument("--segment-manifests", type=Path, nargs="*", help="the month's segment batch manifests: which days are analysed")
     parser.add_argument("--records-dir", type=Path, help="one reuse record per day (default: <out-root>/_records)")
-    reuse.add_arguments(parser)
     parser.add_argument("points", type=Path, nargs="*", help="the month's iv_points batch files")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+
+
+def run_job(args: argparse.Namespace) -> None:
     settings = AnalysisSettings(tuple(args.poly_orders), args.v_max_decimals, args.hysteresis_decimals, args.group_by)
     excluded: dict[str, list[str]] = defaultdict(list)
     for run in json.loads(args.exclude_runs):
         excluded[run["date"]].append(run["run_id"])
     days = None if args.segment_manifests is None else analysed_days(args.segment_manifests)
-    manifest = analyse_days(args.points, args.out_root, settings, days, reuse.engine(args.code, "analysis", args.check), excluded, args.records_dir)
+    manifest = analyse_days(args.points, args.out_root, settings, days, job.engine(args, "analysis"), excluded, args.records_dir)
     write_parquet_atomic(manifest, args.manifest)
     write_csv(fits_table(manifest), args.fits_table)
     log.info("analysed %d days", len(set(manifest["date"].to_pylist())))
+
+
+def main(argv: list[str] | None = None) -> None:
+    job.main("python -m nanolab.analysis_job", __doc__, arguments, run_job, argv, reuses=True)
 
 
 if __name__ == "__main__":

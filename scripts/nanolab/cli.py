@@ -14,9 +14,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import reuse
+from . import job, reuse
 from .jobargs import JobArgumentParser
-from .nopandas import without_pandas
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -31,7 +30,7 @@ def run_stage(args: argparse.Namespace) -> None:
     from .io import write_parquet_atomic
     from .schema import load_schema
 
-    engine = reuse.engine(args.code, "stage", args.check)
+    engine = job.engine(args, "stage")
     settings = stage.StageSettings(args.raw_root, args.out_root, load_schema(args.schema), args.timezone, engine)
     records = reuse.Records(reuse.records_file(args.out_root, args.output))
     table = stage.stage_files(args.raw_files + listed_files(args.raw_files_from), settings, records)
@@ -51,7 +50,7 @@ def run_batch(args: argparse.Namespace) -> None:
     from .io import write_parquet_atomic
     from .schema import load_schema
 
-    stage_engine, segment_engine = (reuse.engine(args.code, kind, args.check) for kind in ("stage", "segments"))
+    stage_engine, segment_engine = (job.engine(args, kind) for kind in ("stage", "segments"))
     staging = stage.StageSettings(args.raw_root, args.stage_root, load_schema(args.schema), args.timezone, stage_engine)
     segmentation = iv_segments.SegmentSettings(args.segment_root, args.voltage_column, args.dv_threshold, args.min_segment_points, segment_engine)
     staged, segmented, points = batch.process_batch(args.raw_files + listed_files(args.raw_files_from), staging, segmentation, args.stage_output)
@@ -76,7 +75,7 @@ def run_segment(args: argparse.Namespace) -> None:
     from . import iv_segments
     from .io import read_parquet, write_parquet_atomic
 
-    engine = reuse.engine(args.code, "segments", args.check)
+    engine = job.engine(args, "segments")
     settings = iv_segments.SegmentSettings(args.out_root, args.voltage_column, args.dv_threshold, args.min_segment_points, engine)
     records = reuse.Records(reuse.records_file(args.out_root, args.output))
     table = iv_segments.segment_runs(read_parquet(args.stage_manifest), settings, records)
@@ -182,7 +181,13 @@ def add_segmentation_settings(p: argparse.ArgumentParser) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
+    """The commands' parser as `job.main` builds it (tests parse arguments files with it)."""
     main = JobArgumentParser(prog="python -m nanolab", description=__doc__)
+    add_commands(main)
+    return main
+
+
+def add_commands(main: argparse.ArgumentParser) -> None:
     commands = main.add_subparsers(dest="command", required=True)
 
     p = commands.add_parser("stage", help="stage raw CSVs into Parquet; write the batch manifest")
@@ -228,11 +233,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--stage-batches", type=Path, nargs="*", default=[])
     p.add_argument("--segment-batches", type=Path, nargs="*", default=[])
     p.set_defaults(run=run_manifests)
-    return main
 
 
 def main(argv: list[str] | None = None) -> None:
-    without_pandas()
-    args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    args.run(args)
+    job.main("python -m nanolab", __doc__, add_commands, lambda args: args.run(args), argv)

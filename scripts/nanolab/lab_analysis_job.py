@@ -10,6 +10,7 @@ only its day.
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 from dataclasses import dataclass
@@ -19,16 +20,14 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import reuse
+from . import job, reuse
 from .analysis import GROUP_RUNS
 from .analysis_job import ANALYSIS_SCHEMA, write_day_tables
 from .atomic import Written
 from .history import history_rows
 from .io import read_parquet, write_parquet_atomic
-from .jobargs import JobArgumentParser
 from .laser import PowerFinder, calibrations_of, read_runs, with_power
 from .manifest import write_csv
-from .nopandas import without_pandas
 from .subtraction import COERCIVE, SUBTRACTED, Geometry, coercive_day, subtract_day
 
 log = logging.getLogger("nanolab")
@@ -106,9 +105,7 @@ def analyse_and_write(
     return write_day_tables(tables, out_root, day, LAB_KINDS)
 
 
-def main(argv: list[str] | None = None) -> None:
-    without_pandas()  # pyarrow imports pandas (~0.45 s CPU a job) at its first conversion
-    parser = JobArgumentParser(prog="python -m nanolab.lab_analysis_job", description=__doc__)
+def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out-root", type=Path, required=True, help="results/04_analysis")
     parser.add_argument("--manifest", type=Path, required=True, help="this job's manifest (Parquet): one row per day and kind")
     parser.add_argument("--history-table", type=Path, required=True, help="CSV: the chip history of every day, for the report")
@@ -120,17 +117,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--beam-to-sample-ratio", type=float, required=True)
     parser.add_argument("--history-order", type=int, required=True)
     parser.add_argument("--records-dir", type=Path, help="one reuse record per day (default: <out-root>/_lab_records)")
-    reuse.add_arguments(parser)
     parser.add_argument("analysis_manifests", type=Path, nargs="*", help="the months' analysis manifests")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+
+
+def run_job(args: argparse.Namespace) -> None:
     geometry = Geometry(args.channel_length_um, args.channel_width_um, args.beam_to_sample_ratio, args.chip_geometry)
     reference = None if args.reference_v_max == 0 else args.reference_v_max
     settings = LabSettings(reference, geometry, args.history_order)
-    engine = reuse.engine(args.code, "lab_analysis", args.check)
+    engine = job.engine(args, "lab_analysis")
     manifest, history = run(args.analysis_manifests, args.stage_manifest, args.out_root, settings, engine, args.records_dir)
     write_parquet_atomic(manifest, args.manifest)
     write_csv(history, args.history_table)
+
+
+def main(argv: list[str] | None = None) -> None:
+    job.main("python -m nanolab.lab_analysis_job", __doc__, arguments, run_job, argv, reuses=True)
 
 
 if __name__ == "__main__":

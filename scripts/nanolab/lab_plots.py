@@ -9,6 +9,7 @@ record, as plots.py does for the day figures).
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import logging
 import re
@@ -25,13 +26,11 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import AutoLocator, ScalarFormatter
 
-from . import reuse
+from . import job, reuse
 from .atomic import Written, link_or_copy
 from .chips import NO_CHIP_NUMBER, POOLED, chip_label
 from .io import read_parquet
-from .jobargs import JobArgumentParser
 from .lab_analysis_job import HISTORY
-from .nopandas import without_pandas
 from .plots import (  # plots selects Agg first
     CHIP_COLOURS,
     DPI,
@@ -303,20 +302,22 @@ def _all_days(paths: dict[str, str]) -> pa.Table:
     return pa.concat_tables(tables, promote_options="permissive") if tables else pa.table({"date": pa.array([], pa.string())})
 
 
-def main(argv: list[str] | None = None) -> None:
-    without_pandas()  # pyarrow imported pandas (~0.36 s CPU a job) at its first conversion
-    parser = JobArgumentParser(prog="python -m nanolab.lab_plots", description=__doc__)
+def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lab-manifest", type=Path, required=True, help="the lab_analysis job's manifest")
     parser.add_argument("--day-dir", type=Path, required=True)
     parser.add_argument("--chip-dir", type=Path, required=True)
     parser.add_argument("--drawn-dir", type=Path, required=True, help="where figures are drawn and kept while their data are unchanged")
     parser.add_argument("--order", type=int, required=True, help="the polynomial order drawn")
-    reuse.add_arguments(parser)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    engine = reuse.engine(args.code, "lab_figures", args.check)
+
+
+def run_job(args: argparse.Namespace) -> None:
+    engine = job.engine(args, "lab_figures")
     figures, drawn = plot_all(args.lab_manifest, args.day_dir, args.chip_dir, args.drawn_dir, args.order, engine)
     log.info("%d figures: %d drawn, %d unchanged since drawn", figures, drawn, figures - drawn)
+
+
+def main(argv: list[str] | None = None) -> None:
+    job.main("python -m nanolab.lab_plots", __doc__, arguments, run_job, argv, reuses=True)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ page is counted from the manifests in this one job, so the page cannot disagree 
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import hashlib
 import html
@@ -25,11 +26,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from . import codehash, htmltable, manifest
+from . import codehash, htmltable, job, manifest
 from .atomic import write_kept, write_text_atomic
 from .io import read_parquet
-from .jobargs import JobArgumentParser
-from .nopandas import without_pandas
 
 log = logging.getLogger(__name__)
 SHOWN = 200  # rows of each table on the first page; the sortable tables hold them all
@@ -365,9 +364,7 @@ def write_tables(
         stale.unlink()  # a month or day no longer in the results
 
 
-def main(argv: list[str] | None = None) -> None:
-    without_pandas()
-    parser = JobArgumentParser(prog="python -m nanolab.landing", description=__doc__)
+def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--raw-root", required=True)
     parser.add_argument("--timezone", required=True)
     parser.add_argument("--workflow-dir", type=Path, required=True)
@@ -380,8 +377,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rejects-table", type=Path, required=True)
     parser.add_argument("--fits-tables", type=Path, required=True, help="folder: one sortable page per month")
     parser.add_argument("--runs-tables", type=Path, required=True, help="folder: one sortable page per day drawn")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+
+
+def run_job(args: argparse.Namespace) -> None:
     stage, segments = read_parquet(args.stage_manifest), read_parquet(args.segment_manifest)
     day_runs = day_runs_tables(args.runs_root) if args.runs_root else None
     flagged = flagged_runs(segments, day_runs)
@@ -398,6 +396,10 @@ def main(argv: list[str] | None = None) -> None:
     write_text_atomic(args.landing, landing_html(facts, counts, tables, figures_root, staged_only(stage)))
     write_tables(args.rejects_table, args.fits_tables, args.runs_tables, month_fits_tables(args.fits_root), day_runs, tables["rejects"])
     log.info("landing page: %s", counts)
+
+
+def main(argv: list[str] | None = None) -> None:
+    job.main("python -m nanolab.landing", __doc__, arguments, run_job, argv)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ chosen per panel. Runs are numbered in measurement order (start time), in the fi
 
 from __future__ import annotations
 
+import argparse
 import io
 import logging
 from collections import Counter, defaultdict
@@ -39,16 +40,14 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 from matplotlib.transforms import offset_copy  # noqa: E402
 
-from . import outputs, reuse  # noqa: E402
+from . import job, outputs, reuse  # noqa: E402
 from .analysis import AnalysisSettings, output_schema  # noqa: E402
 from .analysis_job import points_by_day, read_points  # noqa: E402
 from .atomic import Written, link_or_copy, write_bytes_atomic  # noqa: E402
 from .chips import NO_CHIP_NUMBER, chip_label  # noqa: E402
 from .io import read_parquet  # noqa: E402
 from .iv_segments import MANIFEST_SCHEMA as SEGMENT_MANIFEST  # noqa: E402
-from .jobargs import JobArgumentParser  # noqa: E402  # noqa: E402
 from .manifest import csv_bytes  # noqa: E402
-from .nopandas import without_pandas  # noqa: E402
 
 log = logging.getLogger("nanolab")
 
@@ -702,9 +701,7 @@ def drop_other_days(drawn_dir: Path, days: set[str]) -> None:
             path.unlink()
 
 
-def main(argv: list[str] | None = None) -> None:
-    without_pandas()  # pyarrow imported pandas (~0.36 s CPU a job) at its first conversion
-    parser = JobArgumentParser(prog="python -m nanolab.plots", description=__doc__)
+def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--points", type=Path, nargs="*", default=[], help="the month's iv_points batch files")
     parser.add_argument("--segment-manifests", type=Path, nargs="*", default=[], help="the month's segment batch manifests")
     parser.add_argument("--analysis-manifest", type=Path, required=True, help="the month's analysis manifest")
@@ -712,11 +709,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs-dir", type=Path, required=True)
     parser.add_argument("--drawn-dir", type=Path, required=True, help="where each day is drawn and kept while its inputs are unchanged")
     parser.add_argument("--timezone", default="UTC", help="the lab's timezone, for the runs' start times")
-    reuse.add_arguments(parser)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    engine = reuse.engine(args.code, "figures", args.check)
+
+
+def run_job(args: argparse.Namespace) -> None:
+    engine = job.engine(args, "figures")
     plot_month(args.points, args.segment_manifests, args.analysis_manifest, args.figure_dir, args.runs_dir, args.drawn_dir, args.timezone, engine)
+
+
+def main(argv: list[str] | None = None) -> None:
+    job.main("python -m nanolab.plots", __doc__, arguments, run_job, argv, reuses=True)
 
 
 if __name__ == "__main__":
