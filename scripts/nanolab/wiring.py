@@ -20,7 +20,7 @@ from typing import Any
 
 from . import arguments, catalog, changes, checks, codehash, integrity, jobargs, layout
 from .catalog import RawFile
-from .plan import REUSE_CODE, RULE_COMMANDS, Plan, Stop, notes, raw_list_name, rule_libraries
+from .plan import REUSE_CODE, RULE_COMMANDS, Plan, Stop, existing_other_days, notes, raw_list_name, rule_libraries
 from .procedures import ANALYSED, Procedure
 from .schema import read_yaml, schema_copy
 from .versions import library_versions
@@ -150,14 +150,6 @@ class Wiring:
         """Once, before any job, in the main snakemake process: every job's check file written (a damaged
         job's newer than its outputs, so Snakemake reruns it), damaged jobs named on stderr."""
         checks.write_checks(checks.find_output_damage(self.expected_outputs(), LISTED_INDEX), CHECKS)
-
-
-def existing_other_days(root: str, days: frozenset[str]) -> list[str]:
-    """In a days=… run, the other days' batch manifests as they are on disk."""
-    if not days:
-        return []
-    found = sorted(Path(root, "_batches").glob("date=*/batch=*.parquet"))
-    return [str(p) for p in found if p.parent.name.removeprefix("date=") not in days]
 
 
 def with_other_months(current: list[str], pattern: str, days: frozenset[str]) -> list[str]:
