@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from run import REPO, edit_one_file, generate, set_aside, timed, tool_env, write_config
+from run import REPO, edit_one_file, empty_trash, generate, set_aside, timed, tool_env, write_config
 
 # (file, text in it, its replacement): the mechanism taken out where it is applied.
 PATCHES = {
@@ -47,6 +47,7 @@ def variant(name: str, patches: list[tuple[str, str, str]], work: Path) -> Path:
     """A copy of the workflow (Snakefile, workflow/, scripts/, config) with the patches applied."""
     copy = work / "variants" / name.replace(" ", "-")
     shutil.rmtree(copy, ignore_errors=True)
+    copy.mkdir(parents=True)
     for part in ("Snakefile", "config.yaml", "workflow", "scripts", "envs", "profiles"):
         source = REPO / part
         (shutil.copytree if source.is_dir() else shutil.copy)(
@@ -117,6 +118,7 @@ def main() -> None:
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps({"rounds": results, "median": median}, indent=2))
     print(f"written {out}")
+    empty_trash(args.work / "mechanisms")
 
 
 if __name__ == "__main__":

@@ -98,6 +98,9 @@ DAMAGED = {
     "cut inside the last cell": "Vsd (V),I (A)\n0.0,1e-9\n0.1,2e",
     "text column": "Vsd (V),I (A),Note\n0.0,1e-9,a\n0.1,oops,b\n",
     "no rows": "Vsd (V),I (A)\n",
+    "nan columns as PyMeasure writes them": "Vsd (V),I (A),Plate T (degC),Clock (ms)\n0.0,1e-9,nan,nan\n0.1,2e-9,nan,nan\n",
+    "nan beside an empty cell": "Vsd (V),I (A),Clock (ms)\n0.0,1e-9,nan\n0.1,,-NaN\n0.2,3e-9, nan \n",
+    "nan in a text column": "Vsd (V),I (A),Note\n0.0,1e-9,a\n0.1,2e-9,nan\n",
 }
 
 
@@ -110,6 +113,20 @@ def test_fast_float_path_gives_exactly_the_text_paths_table_and_counts(lab_schem
     if fast is not None:  # repr: NaN equals NaN, and stays distinct from a null (None)
         assert fast.schema == slow.schema and repr(fast.to_pydict()) == repr(slow.to_pydict()), name
     assert (fast_damage.null_cells, fast_damage.skipped_rows) == (slow_damage.null_cells, slow_damage.skipped_rows)
+    assert fast_damage.not_measured == slow_damage.not_measured and fast_damage.null_at == slow_damage.null_at
+
+
+def test_what_the_instrument_wrote_as_nan_is_not_measured_and_not_damage(lab_schema):
+    """PyMeasure writes `nan` where nothing was connected (the real files' Plate T, Ambient T and Clock): such a
+    cell is null in the table and counted per column as not measured; only empty or broken cells are damage."""
+    table, damage = read(DAMAGED["nan columns as PyMeasure writes them"], lab_schema.procedure("IV"))
+    assert table["plate_t_degC"].to_pylist() == [None, None] and table["clock_ms"].null_count == 2
+    assert damage.null_cells == 0 and damage.null_at == [] and damage.not_measured == {"plate_t_degC": 2, "clock_ms": 2}
+    table, damage = read(DAMAGED["nan beside an empty cell"], lab_schema.procedure("IV"))
+    assert table["i_A"].to_pylist() == [1e-9, None, 3e-9] and table["clock_ms"].to_pylist() == [None, None, None]
+    assert damage.null_cells == 1 and damage.null_at == [2] and damage.not_measured == {"clock_ms": 3}
+    table, damage = read(DAMAGED["nan in a text column"], lab_schema.procedure("IV"))
+    assert table["Note"].to_pylist() == ["a", None] and damage.not_measured == {"Note": 1} and damage.null_cells == 0
 
 
 def test_spellings_the_text_path_refuses_become_null(lab_schema):
@@ -117,7 +134,8 @@ def test_spellings_the_text_path_refuses_become_null(lab_schema):
     assert table["i_A"].to_pylist() == [None, 2e-9] and damage.null_cells == 1
     table, damage = read(DAMAGED["inf and nan spelled out"], lab_schema.procedure("IV"))
     values = table["i_A"].to_pylist()
-    assert values[0] == float("inf") and values[1] != values[1] and values[2] == float("-inf") and damage.null_cells == 0
+    assert values[0] == float("inf") and values[2] == float("-inf") and damage.null_cells == 0
+    assert values[1] is None and damage.not_measured == {"i_A": 1}  # NAN: not measured, stored as null (never NaN)
 
 
 def test_padded_numbers_are_numbers(lab_schema):

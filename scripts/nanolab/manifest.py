@@ -98,6 +98,22 @@ def damaged_files_line(stage: pa.Table, shown: int = 5) -> str:
     )
 
 
+def not_measured_line(stage: pa.Table) -> list[str]:
+    """Cells the instrument wrote `nan` (not measured, not damage): how many, in how many files, and the columns
+    not measured at all with their file counts; no line when none."""
+    if "not_measured_cells" not in stage.column_names:
+        return []
+    ok = stage.filter(pc.greater(pc.fill_null(stage["not_measured_cells"], 0), 0))
+    if ok.num_rows == 0:
+        return []
+    columns = Counter(name for names in ok["not_measured_columns"].to_pylist() for name in names or [])
+    listed = ", ".join(f"{name} ({n} file{'s' if n != 1 else ''})" for name, n in sorted(columns.items()))
+    cells = pc.sum(ok["not_measured_cells"]).as_py()
+    return [
+        f"  not measured (written as nan, stored as null): {cells} cells in {ok.num_rows} files" + (f"; whole columns: {listed}" if listed else "")
+    ]
+
+
 def at_lines(lines: list[int] | None) -> str:
     """ " at lines 29, 31" (the first few the manifest keeps)."""
     return f" at line{'s' if len(lines) > 1 else ''} {', '.join(map(str, lines))}" if lines else ""
@@ -149,6 +165,7 @@ def summarize(stage: pa.Table, segments: pa.Table, rejects_csv: str, duplicates_
         + (f", {status['skipped']} skipped" if status["skipped"] else ""),
         "  staged per procedure: " + (", ".join(f"{p} {n}" for p, n in sorted(by_proc.items())) or "none"),
         damaged_files_line(stage),
+        *not_measured_line(stage),
         *invalid_parameters_line(stage),
         *duplicates_line(stage, duplicates_excluded),
         f"  IV runs segmented: {segmented} of {segments.num_rows} ({written} segments; {incomplete} without all 4 segment types)",

@@ -50,6 +50,8 @@ MANIFEST_SCHEMA = pa.schema(
         ("skipped_rows", pa.int64()),
         ("skipped_lines", pa.list_(pa.int64())),  # raw-file line numbers (1-based, header counted) of the first skipped rows
         ("null_lines", pa.list_(pa.int64())),  # ... and of the first rows with a null cell
+        ("not_measured_cells", pa.int64()),  # cells the instrument wrote as `nan`: null, and not damage
+        ("not_measured_columns", pa.list_(pa.string())),  # the columns written `nan` in every row (nothing connected)
         ("unmapped_columns", pa.list_(pa.string())),
         ("missing_columns", pa.list_(pa.string())),
         ("invalid_parameters", pa.list_(pa.string())),  # header values not of their type or beyond its range: null
@@ -246,6 +248,7 @@ def stage_run(path: Path, settings: StageSettings, records: reuse.Records | None
             raise RawFormatError(no_rows_reason(damage, len(columns.names)))
         rows = table.num_rows if table is not None else written_rows(written)
         row.update(rows=rows, null_cells=damage.null_cells, skipped_rows=damage.skipped_rows, output=str(output), output_bytes=written.size)
+        row.update(not_measured_cells=sum(damage.not_measured.values()), not_measured_columns=all_not_measured(damage, rows))
         row.update(damaged_lines(damage, head, label_offset))
         row.update(status="ok", reason=None)
         if records is not None:
@@ -281,6 +284,11 @@ def damaged_lines(damage: Damage, head: bytes, label_offset: int) -> dict[str, l
         return {"skipped_lines": [], "null_lines": []}
     label_line = len(head[:label_offset].splitlines()) + 1
     return {"skipped_lines": [label_line + n for n in damage.skipped_at[:LINES_KEPT]], "null_lines": [label_line + n for n in damage.null_at]}
+
+
+def all_not_measured(damage: Damage, rows: int) -> list[str]:
+    """The columns the instrument wrote `nan` in every row: not measured (e.g. a temperature input with nothing connected)."""
+    return [name for name, cells in damage.not_measured.items() if cells == rows]
 
 
 def no_rows_reason(damage: Damage, labels: int) -> str:

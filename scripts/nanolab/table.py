@@ -6,6 +6,10 @@ typed float64 by the CSV reader itself (~3x cheaper than checking each cell's te
 (a cell that is not a number) or yields a non-finite value (the reader accepts spellings such as
 `Infinity` that the text path does not), the same bytes go through the text path, so the result and
 its damage counts are always what the text path gives.
+
+A cell the instrument wrote as `nan` (any case, with or without a sign) is a value that was not measured
+(nothing connected to a temperature input), not damage: it is null in the table and counted per column
+(`Damage.not_measured`); `null_cells` counts only the cells that are empty or not a number.
 """
 
 from __future__ import annotations
@@ -29,6 +33,11 @@ from .values import NUMBER
 FLOAT_CELL = rf"^\s*(?:{NUMBER})\s*$"
 BLOCK_BYTES = 8 << 20
 LINES_KEPT = 5  # line numbers kept of the first skipped rows and rows with null cells (the manifest shows them)
+NOT_MEASURED = r"^\s*[-+]?nan\s*$"  # how PyMeasure writes a value it did not measure
+# Every spelling of it, for the CSV reader's float path (exact matches only: padded ones take the text path).
+NOT_MEASURED_SPELLINGS = [
+    sign + "".join(c.upper() if 1 << k & case else c for k, c in enumerate("nan")) for sign in ("", "-", "+") for case in range(8)
+]
 
 
 @dataclass
@@ -46,7 +55,8 @@ class Damage:
     after it). The CSV reader numbers rows without blank lines; they are counted back in when the
     table was read in one block (every file but those over BLOCK_BYTES)."""
 
-    null_cells: int = 0  # cells that are empty or could not be parsed as their type
+    null_cells: int = 0  # cells that are empty or could not be parsed as their type (not those written `nan`)
+    not_measured: dict[str, int] = field(default_factory=dict)  # {column: cells written `nan`}, stored as null
     skipped_rows: int = 0  # rows with the wrong number of cells (ragged, or the last line cut short)
     text_columns: set[str] = field(default_factory=set)  # unmapped columns holding text, fixed by the first block
     skipped_at: list[int] = field(default_factory=list)  # every skipped row's line
@@ -68,11 +78,17 @@ def row_number(kept: int, skipped: list[int]) -> int:
     return number
 
 
-def null_rows(arrays: list, first: int, damage: Damage) -> list[int]:
-    """Row numbers of the first rows with a null cell among `arrays` (a block whose first row is the table's row `first`)."""
-    has_null = functools.reduce(pc.or_, [pc.is_null(array) for array in arrays])
+def null_rows(masks: list, first: int, damage: Damage) -> list[int]:
+    """Row numbers of the first rows with a damaged null cell among `masks` (one per column, of a block whose
+    first row is the table's row `first`)."""
+    has_null = functools.reduce(pc.or_, masks)
     found = pc.indices_nonzero(has_null)[: LINES_KEPT - len(damage.null_at)].to_pylist()
     return [row_number(first + k, damage.skipped_at) for k in found]
+
+
+def count_not_measured(damage: Damage, name: str, cells: int) -> None:
+    if cells:
+        damage.not_measured[name] = damage.not_measured.get(name, 0) + cells
 
 
 def map_columns(label_line: str, spec: ProcedureSpec) -> Columns:
@@ -146,7 +162,8 @@ def read_floats(data: bytes, columns: Columns, encoding: str, damage: Damage) ->
             pa.py_buffer(data),
             read_options=pacsv.ReadOptions(column_names=columns.names, use_threads=False, block_size=BLOCK_BYTES, encoding=encoding),
             parse_options=pacsv.ParseOptions(invalid_row_handler=skip_ragged),
-            convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(columns.names, pa.float64())),
+            # only the spellings of `nan` are null here: an empty cell fails the float path and takes the text path
+            convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(columns.names, pa.float64()), null_values=NOT_MEASURED_SPELLINGS),
         ).combine_chunks()
     except pa.ArrowInvalid:
         return None
@@ -154,9 +171,8 @@ def read_floats(data: bytes, columns: Columns, encoding: str, damage: Damage) ->
         return None
     damage.skipped_rows += len(skipped)
     damage.skipped_at += skipped
-    if nulls := sum(column.null_count for column in table.columns):
-        damage.null_cells += nulls
-        damage.null_at += null_rows(table.columns, 0, damage)
+    for name, column in zip(columns.names, table.columns):
+        count_not_measured(damage, name, column.null_count)  # every null here was written `nan`
     return table
 
 
@@ -173,7 +189,7 @@ def read_text_blocks(source: BinaryIO, columns: Columns, spec: ProcedureSpec, en
             source,
             read_options=pacsv.ReadOptions(column_names=columns.names, use_threads=False, block_size=BLOCK_BYTES, encoding=encoding),
             parse_options=pacsv.ParseOptions(invalid_row_handler=skip_ragged),
-            convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(columns.names, pa.string()), strings_can_be_null=True),
+            convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(columns.names, pa.string()), strings_can_be_null=True, null_values=[""]),
         )
     except pa.ArrowInvalid as error:
         if "Empty CSV" in str(error):  # a label row and nothing after it
@@ -188,10 +204,16 @@ def read_text_blocks(source: BinaryIO, columns: Columns, spec: ProcedureSpec, en
                 if name not in spec.columns and value.null_count > raw.null_count
             }  # fmt: skip
             first = False
-        arrays = [raw if name in damage.text_columns else value for name, raw, value in zip(columns.names, batch.columns, typed)]
-        nulls = sum(array.null_count for array in arrays)
+        arrays, damaged = [], []
+        for name, raw, value in zip(columns.names, batch.columns, typed):
+            not_measured = pc.fill_null(pc.match_substring_regex(raw, NOT_MEASURED, ignore_case=True), False)
+            count_not_measured(damage, name, pc.sum(not_measured).as_py() or 0)
+            kept_value = raw if name in damage.text_columns else value
+            arrays.append(pc.if_else(not_measured, pa.scalar(None, kept_value.type), kept_value))
+            damaged.append(pc.and_(pc.is_null(kept_value), pc.invert(not_measured)))
+        nulls = sum(pc.sum(mask).as_py() or 0 for mask in damaged)
         if nulls and len(damage.null_at) < LINES_KEPT:
-            damage.null_at += null_rows(arrays, kept, damage)
+            damage.null_at += null_rows(damaged, kept, damage)
         damage.null_cells += nulls
         kept += batch.num_rows
         yield pa.table(arrays, names=columns.names)
