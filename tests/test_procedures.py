@@ -29,3 +29,12 @@ def test_a_procedures_paths_are_its_slugs():
     assert layout.figure_folders(IV.slug, "2025-09") == ("results/04_report/iv_days/month=2025-09", "results/04_report/iv_day_runs/month=2025-09")
     assert layout.drawn_folder(layout.figure_folders(IV.slug, "2025-09")[0]) == "results/04_report/_drawn/iv_days/month=2025-09"
     assert layout.month_table(IV.slug, "2025-09") == "results/04_report/iv_fits/month=2025-09.csv"
+
+
+def test_the_landing_page_calls_staged_only_what_no_registered_analysis_reads():
+    import pyarrow as pa
+    from nanolab.landing import staged_only
+
+    stage = pa.table({"proc": ["IV", "IVg", "It", "LaserCalibration", "Tt"], "status": ["ok"] * 5})
+    assert procedures.used() == {"IV", "LaserCalibration"}
+    assert staged_only(stage) == {"IVg": 1, "It": 1, "Tt": 1}

@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from . import codehash, htmltable, job, manifest
+from . import codehash, htmltable, job, manifest, procedures
 from .atomic import write_kept, write_text_atomic
 from .io import read_parquet
 
@@ -214,13 +214,10 @@ def staged_days(stage: pa.Table) -> list[str]:
     return sorted({d for d in ok["date"].to_pylist() if d})
 
 
-ANALYSED = {"IV", "LaserCalibration"}  # IV runs are analysed; calibrations give the lab analysis its laser power
-
-
 def staged_only(stage: pa.Table) -> dict[str, int]:
     """{procedure: files staged} of the procedures nothing analyses or draws yet."""
     ok = stage.filter(pc.equal(stage["status"], "ok"))
-    return dict(sorted(Counter(p for p in ok["proc"].to_pylist() if p and p not in ANALYSED).items()))
+    return dict(sorted(Counter(p for p in ok["proc"].to_pylist() if p and p not in procedures.used()).items()))
 
 
 def workflow_version(workflow_dir: Path) -> str:

@@ -47,6 +47,7 @@ class Procedure:
     further_kinds: tuple[str, ...] = ()  # day tables of its further analysis (one job over every day)
     further: tuple[Job, ...] = ()  # the rules of that further analysis and its figures
     timeline: tuple[str, ...] = ()  # the columns it adds to a chip's timeline (IV: chip_history)
+    reads: tuple[str, ...] = ()  # other procedures its analysis reads (IV's lab analysis: the laser calibrations)
 
     @property
     def jobs(self) -> tuple[Job, ...]:
@@ -108,10 +109,16 @@ IV = Procedure(
         Job("lab_figures", "nanolab.lab_plots", "lab_figures", lambda config, _: ["--order", config["lab_analysis"]["history_order"]], draws=True),
     ),
     timeline=("resistance_MOhm", "hysteresis_mean_nA", "e_coercive_pos_V_cm", "e_coercive_neg_V_cm"),
+    reads=("LaserCalibration",),
 )
 
 ANALYSED: dict[str, Procedure] = {procedure.name: procedure for procedure in (IV,)}
 JOBS: dict[str, Job] = {job.rule: job for procedure in ANALYSED.values() for job in procedure.jobs}
+
+
+def used() -> set[str]:
+    """The procedures some analysis reads: the analysed ones and those their analyses read."""
+    return {name for procedure in ANALYSED.values() for name in (procedure.name, *procedure.reads)}
 
 
 def analysis_kinds() -> tuple[str, ...]:
