@@ -61,7 +61,6 @@ class Wiring:
     undated: str  # the catalog's rejects' manifest rows, for the manifests job
     args: Mapping[tuple[str, str], str]  # (rule, label) -> arguments file, every job of the tree
     raw_lists: Mapping[tuple[str, str], str]  # (day, label) -> the batch's raw-file list
-    duplicates: list[dict[str, str]]
 
     # ---- what the rules declare and read -------------------------------------------------------
 
@@ -165,14 +164,14 @@ def build(config: Mapping[str, Any], plan: Plan, copy: str, workflow_dir: str) -
     rows = json.dumps(plan.reject_rows())
     undated = str(jobargs.write_once(LISTS / "undated" / jobargs.content_name(len(plan.rejects), rows), rows))
     raw_lists = {key: str(write_raw_list(plan.raw_root, key, files)) for key, files in plan.batches.items()}
-    versions = code_versions()
+    versions, libraries = code_versions(), all_library_versions()
     jobs = arguments.job_args(config, plan, duplicates, {key: Path(path) for key, path in raw_lists.items()}, undated, workflow_dir)
     args = {}
     for (rule, label), job_arguments in jobs.items():
-        comment = arguments.file_comment(rule, label, versions[RULE_COMMANDS[rule]], library_versions(rule_libraries(rule)))
+        comment = arguments.file_comment(rule, label, versions[RULE_COMMANDS[rule]], libraries[rule])
         path, text = jobargs.args_file(LISTS / "args", rule, label, comment, [*job_arguments, *arguments.code_args(rule, versions)])
         args[(rule, label)] = str(jobargs.write_once(path, text))
-    return Wiring(config, plan, copy, undated, args, raw_lists, duplicates)
+    return Wiring(config, plan, copy, undated, args, raw_lists)
 
 
 def write_raw_list(raw_root: Path, key: tuple[str, str], files: list[RawFile]) -> Path:
