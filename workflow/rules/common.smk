@@ -82,9 +82,8 @@ PLAN = plan.build(
 )
 W = wiring.build(config, PLAN, SCHEMA_COPY, workflow.basedir)
 PREVIOUS_BUILD = changes.load_tree(RESULTS)
-if (
-    workflow.is_main_process
-):  # a cluster job's own snakemake must not re-judge a running tree
+# The output check, once; a cluster job's own snakemake must not re-judge a running tree.
+if workflow.is_main_process:
     W.check_outputs()
 # What changed since the last build, before the job list of every run and dry run (Snakemake's stream)
 logger.info("\n".join(wiring.change_lines(W, PREVIOUS_BUILD) + value_notes(config)))
