@@ -1,8 +1,10 @@
 """Every hook into Snakemake's internals, in one place, each guarded by the release it was written for.
 
 The workflow calls these from `onstart` and at exit; they reach into `workflow` (the DAG, the scheduler)
-beyond Snakemake's documented API. `tests/test_lint.py` fails when an upgrade moves what they use; on a
-release they were not written for, each does nothing rather than fail a run.
+beyond Snakemake's documented API. `tests/test_lint.py` fails when an upgrade moves what they use. On a
+release they were not written for, the savings (the rate limiter, the exit handler) do nothing rather than
+fail a run; the forced-job marking, which decides what a force recomputes, runs anyway: a run that fails on
+a moved attribute is better than a force that silently reuses records.
 """
 
 from __future__ import annotations
@@ -23,8 +25,6 @@ def mark_forced_jobs(workflow: object, checks_root: str, days: frozenset[str]) -
     check file (a declared input, read by the job) says so, and no reuse record of the forced days (in a
     days=… run those only, so other days' outputs stay as they are) applies. The next run's check
     writes 'whole' again (mtime 0), so nothing reruns because of it."""
-    if not SUPPORTED:
-        return
     dag = workflow.dag  # type: ignore[attr-defined]
     for job in dag.needrun_jobs():
         if dag.reason(job).forced:
