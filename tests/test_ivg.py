@@ -153,3 +153,12 @@ def test_a_branch_of_fewer_than_5_samples_has_no_peak():
     result = analyse_run(vg, transfer_curve(vg, 4.9, 4.9), -5, 5, vds=0.1)  # two samples above the CNP
     assert result.values["gm_max_electron_S"] is None and "gm_max_electron_S:BRANCH_HAS_FEWER_THAN_5_POINTS" in result.reasons
     assert result.values["gm_max_hole_S"] == pytest.approx(2 * 2e-6 * 9.9, rel=1e-9)
+
+
+def test_a_current_jump_is_flagged_and_a_smooth_sweep_is_not():
+    vg = sweep(-5, 5, -5, 0)
+    smooth = transfer_curve(vg, 0.3, 0.1)
+    assert "CURRENT_JUMP" not in analyse_run(vg, smooth, -5, 5).flags
+    jumped = smooth.copy()
+    jumped[150:] += 0.1 * (smooth.max() - smooth.min())  # one step of 10 % of the range in the forward leg
+    assert "CURRENT_JUMP" in analyse_run(vg, jumped, -5, 5).flags

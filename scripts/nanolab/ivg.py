@@ -3,7 +3,7 @@
 The rules are `../shared/lab-analysis-3.md` §1 (the lab's own code, with the corrections marked "Do" there):
 legs (§1.1), the charge-neutrality point per leg and the current there (§1.2), its hysteresis, the on/off
 ratio per leg (§1.3), the transconductance and its peaks on the hole and electron branches (§1.4) and the
-run-level quality flags (§1.6). A value that does not exist is None with a
+run-level quality flags (§1.6) with CURRENT_JUMP and CNP_NEAR_SWEEP_END (§1.2). A value that does not exist is None with a
 reason code (`field:CODE`), never 0 or NaN; warnings that keep a value are flags. Not yet in the workflow:
 the IVg day analysis job and its registry entry build on these.
 """
@@ -113,6 +113,19 @@ def on_off(i: np.ndarray) -> float | str:
 
 
 GM_WINDOW, GM_ORDER, BRANCH_POINTS = 9, 3, 5
+JUMP_SHARE, JUMP_FACTOR, JUMP_NEIGHBOURS = 0.05, 4.0, 3  # a step > 5 % of the leg's |I| range and 4x the median of 3+3 neighbours
+
+
+def has_current_jump(i: np.ndarray) -> bool:
+    """§1.2: one step of the leg exceeds 5 % of its |I| range and 4× the median of its six neighbouring steps."""
+    steps = np.abs(np.diff(i))
+    magnitude = np.abs(i)
+    span = float(np.max(magnitude) - np.min(magnitude)) if i.size else 0.0
+    for k in np.flatnonzero(steps > JUMP_SHARE * span):
+        neighbours = np.concatenate([steps[max(0, k - JUMP_NEIGHBOURS) : k], steps[k + 1 : k + 1 + JUMP_NEIGHBOURS]])
+        if neighbours.size and steps[k] > JUMP_FACTOR * float(np.median(neighbours)):
+            return True
+    return False
 
 
 def transconductance(vg: np.ndarray, i: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
@@ -225,6 +238,8 @@ def analyse_run(vg: np.ndarray, i: np.ndarray, vg_start: float | None = None, vg
             result.values[f"cnp_{direction}_V"], result.values[f"i_cnp_{direction}_A"] = point
             if min(point[0] - low, high - point[0]) <= NEAR_END * (high - low):
                 result.flag("CNP_NEAR_SWEEP_END")
+        if has_current_jump(y):
+            result.flag("CURRENT_JUMP")
         ratio = on_off(y)
         if isinstance(ratio, str):
             result.null(f"on_off_{direction}", ratio)
