@@ -79,6 +79,7 @@ def run(
     for row in iv:
         runs_of_day.setdefault(row["date"], []).append(str([row[name] for name in settings_of]))
     rows, histories, computed = [], [], 0
+    fresh: dict[str, pa.Table] = {}  # the history of each day computed now, as written (not read back)
     records = reuse.Folder(records_dir or out_root / "_lab_records")
     for day, inputs in day_inputs(analysis_manifests).items():
         if any(kind not in inputs for kind in INPUT_KINDS):
@@ -88,10 +89,10 @@ def run(
         known = [(c.run_id, str(c.start), c.wavelength_nm, c.output_bytes) for c in calibrations if c.date <= day]
         parts = [reuse.content_id(Path(inputs[kind])) for kind in INPUT_KINDS]
         record_key = engine.key(repr(settings), day, *parts, repr(day_runs), repr(known))
-        make = partial(analyse_and_write, day, inputs, runs, finder, settings, out_root)
+        make = partial(analyse_and_write, day, inputs, runs, finder, settings, out_root, fresh)
         row, made = engine.reuse_or_make(records, f"date={day}", record_key, make, day)
         rows += row["outputs"]
-        histories.append(read_parquet(out_root / HISTORY / f"date={day}" / "part-000.parquet"))
+        histories.append(fresh.pop(day) if made else read_parquet(out_root / HISTORY / f"date={day}" / "part-000.parquet"))
         computed += made
     log.info("%d days: %d computed, %d unchanged", len(histories), computed, len(histories) - computed)
     history = pa.concat_tables(histories, promote_options="permissive") if histories else pa.table({"date": pa.array([], pa.string())})
@@ -99,9 +100,17 @@ def run(
 
 
 def analyse_and_write(
-    day: str, inputs: dict[str, str], runs: dict[str, dict], finder: PowerFinder, settings: LabSettings, out_root: Path
+    day: str,
+    inputs: dict[str, str],
+    runs: dict[str, dict],
+    finder: PowerFinder,
+    settings: LabSettings,
+    out_root: Path,
+    histories: dict[str, pa.Table],
 ) -> tuple[dict, list[Written]]:
+    """The day's lab tables written; its history also kept in `histories` for the run's history table."""
     tables = analyse_day(day, {kind: read_parquet(inputs[kind]) for kind in INPUT_KINDS}, runs, finder, settings)
+    histories[day] = tables[HISTORY]
     return write_day_tables(tables, out_root, day, LAB_KINDS)
 
 
