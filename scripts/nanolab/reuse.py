@@ -16,6 +16,7 @@ restages nothing.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
@@ -84,11 +85,10 @@ class Engine:
         key: str,
         make: Callable[[], tuple[dict, list[Written]]],
         day: str | None = None,
-        whole: Callable[[Written], bool] | None = None,
     ) -> tuple[dict, bool]:
         """(the output's row, whether it was made now): the row recorded under `key` when its outputs are
         whole and the engine trusts the record; else `make()` writes the outputs and the record is saved."""
-        if self.trusts(day) and (saved := store.load(name, key, whole or is_whole)) is not None:
+        if self.trusts(day) and (saved := store.load(name, key, is_whole)) is not None:
             return saved.row, False
         row, written = make()
         store.save(name, key, row, written)
@@ -103,10 +103,10 @@ def engine(code: dict[str, str], kind: str, check_files: list[Path] | None) -> E
     return Engine(code.get(kind, ""), forced_days(check_files))
 
 
-def add_arguments(parser: object) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Every reusing job's two arguments: its code fingerprints and its check files."""
-    parser.add_argument("--code", type=json.loads, default={}, help="JSON {kind: fingerprint of the code computing it}")  # type: ignore[attr-defined]
-    parser.add_argument("--check", type=Path, nargs="*", help="the job's check files: a forced job reuses no record of the days forced")  # type: ignore[attr-defined]
+    parser.add_argument("--code", type=json.loads, default={}, help="JSON {kind: fingerprint of the code computing it}")
+    parser.add_argument("--check", type=Path, nargs="*", help="the job's check files: a forced job reuses no record of the days forced")
 
 
 def content_id(path: Path) -> str:
